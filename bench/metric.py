@@ -1,0 +1,58 @@
+"""The interface of metric plugins.
+
+The evaluation engine (``bench.evaluate``) feeds every metric the same batches, once: predicted and
+target RGB as float tensors in [0, 1], shape (N, 3, H, W), on the evaluation device.
+
+* Per-image metrics return one value per image from ``update``; the engine averages them and adds
+  a bootstrap confidence interval.
+* Set-level metrics (FID, KID) return ``None`` from ``update``, accumulate what they need, and
+  report in ``compute``.
+
+A metric that cannot run here (missing weights) raises :class:`bench.errors.Unavailable` from
+``__init__``; it is then recorded as unavailable with that reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+
+from bench.options import Options
+
+
+@dataclass
+class MetricContext:
+    device: torch.device
+    weights: Any = None  # bench.weights.WeightStore
+    cache_dir: Path | None = None  # where set-level metrics may cache reference statistics
+    reference_key: str | None = None  # identifies the target set (dataset + split + size) for caching
+    shared: dict = field(default_factory=dict)  # per-pass scratch space shared between metrics
+
+
+class Metric:
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    higher_is_better: ClassVar[bool] = True
+    per_image: ClassVar[bool] = True
+    Options: ClassVar[type[Options]] = Options
+
+    def __init__(self, context: MetricContext, options: Options | None = None):
+        self.context = context
+        self.device = context.device
+        self.options = options if options is not None else self.Options()
+
+    @property
+    def settings(self) -> str:
+        """How exactly the value was computed, e.g. ``lpips-alex-v0.1``."""
+        return self.name
+
+    def update(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor | None:
+        """Per-image values (N,) for per-image metrics; ``None`` for set-level ones."""
+        raise NotImplementedError
+
+    def compute(self) -> dict[str, Any]:
+        """Set-level metrics: {"value": float, ...extra fields such as "std", "n", "warning"}."""
+        return {}

@@ -1,0 +1,36 @@
+"""Progress bars (rich) on stderr, so machine-readable stdout stays clean."""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+console = Console(stderr=True)
+_quiet = os.environ.get("COLORBENCH_QUIET", "") not in ("", "0")
+
+
+def set_quiet(quiet: bool) -> None:
+    global _quiet
+    _quiet = quiet
+
+
+def log(message: str) -> None:
+    if not _quiet:
+        console.print(message, highlight=False, markup=False)
+
+
+@contextmanager
+def progress_bar(description: str, total: float | None, unit_column: bool = True):
+    """Yields ``advance(amount=1, **fields)``; shows nothing when quiet."""
+    if _quiet:
+        yield lambda amount=1, **fields: None
+        return
+    columns = [TextColumn("{task.description}"), BarColumn()]
+    columns += [MofNCompleteColumn()] if unit_column else [TextColumn("{task.percentage:>3.0f}%")]
+    columns += [TextColumn("{task.fields[info]}"), TimeElapsedColumn()]
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task(description, total=total, info="")
+        yield lambda amount=1, **fields: progress.update(task, advance=amount, **fields)

@@ -1,0 +1,50 @@
+"""Shared test setup: every test runs offline, quiet, with its own caches (never the user's)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+_SESSION_TMP = Path(tempfile.mkdtemp(prefix="colorbench-tests-"))
+# Set before anything imports bench or torch.hub, so no real cache or network is touched.
+os.environ["COLORBENCH_CACHE"] = str(_SESSION_TMP / "cache")
+os.environ["COLORBENCH_DATA"] = str(_SESSION_TMP / "data")
+os.environ["TORCH_HOME"] = str(_SESSION_TMP / "torch")
+os.environ["COLORBENCH_OFFLINE"] = "1"
+os.environ["COLORBENCH_QUIET"] = "1"
+os.environ.pop("COLORBENCH_WEIGHTS", None)
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+FLOWERS_ROOT = SHARED / "datasets"  # holds oxford17flowers/jpg/
+LPIPS_TRUNK = SHARED / "weights" / "alexnet-features-lpips.pth"
+
+
+@pytest.fixture
+def shared_flowers_root() -> Path:
+    if not (FLOWERS_ROOT / "oxford17flowers" / "jpg" / "image_0001.jpg").is_file():
+        pytest.skip(f"real Oxford-17 flowers not found at {FLOWERS_ROOT} (CI has them in ../shared)")
+    return FLOWERS_ROOT
+
+
+@pytest.fixture
+def shared_weights_dir() -> Path:
+    if not LPIPS_TRUNK.is_file():
+        pytest.skip(f"{LPIPS_TRUNK} not found (CI has it in ../shared)")
+    return LPIPS_TRUNK.parent
+
+
+@pytest.fixture
+def run_cli(capsys):
+    """Run the `bench` CLI in-process: returns (exit code, stdout, stderr)."""
+    from bench.cli import main
+
+    def run(*argv: str):
+        code = main([str(a) for a in argv])
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run
