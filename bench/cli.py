@@ -329,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     except BenchError as error:
         from rich.markup import escape
 
-        console.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False)
+        console.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         console.print("interrupted")

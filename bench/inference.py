@@ -66,7 +66,7 @@ def open_photo(path: Path) -> np.ndarray:
     try:
         with Image.open(path) as image:
             image = ImageOps.exif_transpose(image).convert("RGB")
-            return np.asarray(image, dtype=np.uint8)
+            return np.array(image, dtype=np.uint8)  # a writable copy
     except FileNotFoundError:
         raise BenchError(f"{path}: no such file") from None
     except Exception as error:

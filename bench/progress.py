@@ -19,7 +19,7 @@ def set_quiet(quiet: bool) -> None:
 
 def log(message: str) -> None:
     if not _quiet:
-        console.print(message, highlight=False, markup=False)
+        console.print(message, highlight=False, markup=False, soft_wrap=True)
 
 
 @contextmanager
