@@ -61,17 +61,29 @@ def is_grayscale(rgb: np.ndarray) -> bool:
     return float(np.abs(r - g).mean() + np.abs(g - b).mean()) / 2 < GRAY_THRESHOLD
 
 
+# Band names of single-channel modes (L, LA, 1, I, I;16*, F): such images hold no colour at all.
+_GRAY_BANDS = {"L", "A", "1", "I", "F"}
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Any PIL mode (P, CMYK, 16-bit RGB, ...) as RGB; transparent pixels become white, not black."""
+    if "A" in image.getbands() or "transparency" in image.info:
+        image = image.convert("RGBA")
+        return Image.alpha_composite(Image.new("RGBA", image.size, (255, 255, 255, 255)), image).convert("RGB")
+    return image.convert("RGB")
+
+
 def decode(ref: ImageRef, size: int) -> np.ndarray | str:
     """Decoded (S, S, 3) uint8 image, or the reason it is dropped ("unreadable" / "grayscale")."""
     try:
         with ref.open() as image:
-            if image.mode in ("L", "LA", "I", "I;16", "1"):
+            if set(image.getbands()) <= _GRAY_BANDS:
                 return "grayscale"
             image.draft("RGB", (size, size))  # JPEG: let libjpeg decode at a reduced scale
-            image = ImageOps.exif_transpose(image).convert("RGB")
+            image = to_rgb(ImageOps.exif_transpose(image))
             image = ImageOps.fit(image, (size, size), Image.Resampling.BICUBIC)
             array = np.asarray(image, dtype=np.uint8)
-    except Exception:  # corrupt, truncated or not an image: skip, never crash
+    except Exception:  # corrupt, truncated, too large (DecompressionBombError) or not an image: skip
         return "unreadable"
     return "grayscale" if is_grayscale(array) else array
 

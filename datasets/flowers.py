@@ -5,7 +5,8 @@ index order (image_0001-0080 are class 1, ...); each class is split into its fir
 training and its last 20 for testing: 1020 / 340.
 
 Expected under the data root as ``oxford17flowers/jpg/image_0001.jpg ... image_1360.jpg``; when
-absent, the official tarball is downloaded (md5-checked) with a progress bar.
+any of them is missing, the official tarball is downloaded (md5-checked, with a progress bar) and
+unpacked over the folder.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench.api import BenchError, Dataset, ImageRef, hookimpl
+from bench.datasets.downloads import fetching
 
 URL = "https://www.robots.ox.ac.uk/~vgg/data/flowers/17/17flowers.tgz"
 MD5 = "b59a65d8d1a99cd66944d474e1289eab"
@@ -30,20 +32,17 @@ def image_numbers(split: str) -> list[int]:
     return numbers
 
 
-def download(root: Path, url: str = URL, md5: str = MD5) -> None:
-    """Fetch and unpack the official tarball into ``root/oxford17flowers`` (-> ``jpg/``)."""
+def image_path(folder: Path, number: int) -> Path:
+    return folder / f"image_{number:04d}.jpg"
+
+
+def download(root: Path) -> None:
+    """Fetch the official tarball and unpack it into ``root/oxford17flowers`` (-> ``jpg/``)."""
     from torchvision.datasets.utils import download_and_extract_archive
 
     target = root / FOLDER
-    try:
-        download_and_extract_archive(url, download_root=str(target), md5=md5, remove_finished=True)
-    except (OSError, RuntimeError) as error:  # offline, HTTP error, or md5 mismatch
-        reason = getattr(error, "reason", None) or error
-        raise BenchError(
-            f"cannot get Oxford-17 flowers ({reason}): download {url} and unpack it so that "
-            f"{target / 'jpg'}/image_0001.jpg … image_1360.jpg exist, or point --data-root "
-            f"(env COLORBENCH_DATA) at a folder holding {FOLDER}/jpg/"
-        ) from None
+    with fetching("Oxford-17 flowers", URL, f"{target / 'jpg'}/image_0001.jpg … image_1360.jpg exist"):
+        download_and_extract_archive(URL, download_root=str(target), md5=MD5, remove_finished=True)
 
 
 class Flowers17(Dataset):
@@ -55,10 +54,19 @@ class Flowers17(Dataset):
     def folder(self) -> Path:
         return self.root / FOLDER / "jpg"
 
+    def _missing(self) -> list[int]:
+        return [n for n in range(1, CLASSES * PER_CLASS + 1) if not image_path(self.folder, n).is_file()]
+
     def images(self, split: str):
-        if not any(self.folder.glob("image_*.jpg")):
+        if self._missing():  # absent or partly unpacked: the tarball restores every file
             download(self.root)
-        return [ImageRef.from_path(self.folder / f"image_{n:04d}.jpg") for n in image_numbers(split)]
+            missing = self._missing()
+            if missing:
+                raise BenchError(
+                    f"{len(missing)} of {CLASSES * PER_CLASS} Oxford-17 images (e.g. {image_path(self.folder, missing[0]).name}) "
+                    f"are missing from {self.folder} even after unpacking {URL}; delete that folder and run again"
+                )
+        return [ImageRef.from_path(image_path(self.folder, n)) for n in image_numbers(split)]
 
     def info(self) -> dict:
         return super().info() | {

@@ -53,10 +53,13 @@ class SampleDataset(Dataset):
         for index, photo_name in enumerate(PHOTOS):
             photo = getattr(data, photo_name)()[..., :3]
             cut = int(photo.shape[1] * TRAIN_FRACTION)
-            rng = np.random.RandomState(index)  # fixed: the dataset is the same everywhere
-            train = list(_crops(photo, 0, cut, self.options.train_per_photo, rng))
-            test = list(_crops(photo, cut, photo.shape[1], self.options.test_per_photo, rng))
-            for i, crop in enumerate(train if split == "train" else test):
+            # Fixed seeds: the dataset is the same everywhere. One generator per split, so the test
+            # crops stay the same whatever train_per_photo is.
+            if split == "train":
+                crops = _crops(photo, 0, cut, self.options.train_per_photo, np.random.RandomState(index))
+            else:
+                crops = _crops(photo, cut, photo.shape[1], self.options.test_per_photo, np.random.RandomState(100 + index))
+            for i, crop in enumerate(crops):
                 refs.append(ImageRef(f"{photo_name}-{i:02d}", lambda c=crop: Image.fromarray(np.ascontiguousarray(c))))
         return refs
 
