@@ -1,65 +1,165 @@
-"""Render runs folders into a static leaderboard site (first version)."""
+"""Render runs folders into a static leaderboard site.
+
+Layout of the site (relative links only: it works from file:// and on any static host)::
+
+    index.html                       one leaderboard + comparison grid per (dataset, size, budget)
+    method/<board>/<method>.html     config, budget, speed, training curves, samples, environment
+    img/<board>/*.png                sample images (copied, never base64)
+    static/style.css, static/sort.js click-to-sort tables (no CDN)
+    leaderboard.json, leaderboard.csv
+
+Rendering is deterministic: the same runs give the same bytes except the generation date
+(``SOURCE_DATE_EPOCH``, when set, fixes that too). Every string from a result goes through
+Jinja2 autoescape, and pages forbid inline scripts (Content-Security-Policy) as a second guard.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+import json
+import os
 import shutil
-from collections import defaultdict
 from pathlib import Path
 
 import jinja2
 
-from bench import store
+import bench
 from bench.errors import BenchError
+from bench.reports.board import Board, Row, build_boards, fmt
+from bench.reports.charts import loss_charts
+from bench.reports.export import leaderboard, leaderboard_csv, leaderboard_json
+from bench.reports.images import ImageStore, sample_grid
+from bench.reports.provenance import provenance
+from bench.reports.runs import Run, as_number, load_runs
+
+MARKER = ".colorbench-site"  # marks a folder this renderer owns, so a re-render may replace its files
+MANAGED = ("index.html", "leaderboard.json", "leaderboard.csv", "img", "method", "static", ".nojekyll", MARKER)
+STATIC = Path(__file__).parent / "static"
 
 
 def _env() -> jinja2.Environment:
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.PackageLoader("bench.reports", "templates"),
         autoescape=True,  # every plugin/config/file-name string is escaped
         undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["num"] = fmt
+    return env
+
+
+def generated_date() -> str:
+    """Now (UTC), or ``SOURCE_DATE_EPOCH`` for reproducible builds."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if epoch:
+        try:
+            return dt.datetime.fromtimestamp(int(epoch), dt.timezone.utc).isoformat(timespec="seconds")
+        except (ValueError, OverflowError, OSError):
+            raise BenchError(f"SOURCE_DATE_EPOCH={epoch!r} is not a Unix time in seconds") from None
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _prepare(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise BenchError(f"--out {out} is a file: give a folder for the site")
+    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
+        raise BenchError(f"--out {out} is not empty and was not written by `bench report`: use a new or empty folder")
+    for name in MANAGED:  # a re-render replaces everything it wrote before, so no stale images remain
+        path = out / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(text.encode("utf-8"))
+
+
+def _budget_used(run: Run) -> str:
+    used = as_number(run.budget.get("used"))
+    if used is None:
+        return "—"
+    return f"{used:.0f} steps" if run.budget.get("kind") == "steps" else f"{fmt(used)} s"
+
+
+def _run_facts(run: Run) -> dict:
+    timings = run.section("timings")
+    parameters = {str(k): v for k, v in sorted(run.section("parameters").items()) if isinstance(v, int)}
+    return {
+        "seed": run.seed, "status": run.status, "error": run.error, "where": run.where,
+        "traceback": run.raw.get("traceback") if isinstance(run.raw.get("traceback"), str) else None,
+        "budget_used": _budget_used(run),
+        "steps": as_number(run.budget.get("steps", timings.get("steps"))),
+        **{k: as_number(timings.get(k)) for k in ("train_s", "train_images_per_s", "infer_images_per_s", "eval_images_per_s")},
+        "parameters": ", ".join(f"{k} {v:,}" for k, v in parameters.items()) or "—",
+        "created": run.raw.get("created") if isinstance(run.raw.get("created"), str) else "—",
+    }
+
+
+def _grouped_json(runs: list[Run], section: str, drop: tuple[str, ...] = ()) -> list[tuple[str, str]]:
+    """Distinct values of a result section as pretty JSON, each with the seeds that share it."""
+    groups: dict[str, list[str]] = {}
+    for run in runs:
+        content = {k: v for k, v in run.section(section).items() if k not in drop}
+        if content:
+            text = json.dumps(content, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+            groups.setdefault(text, []).append(f"seed {run.seed}")
+    return [(", ".join(seeds), text) for text, seeds in groups.items()]
+
+
+def _environment_table(runs: list[Run]) -> tuple[list[str], list[tuple[str, list[str]]]]:
+    envs = [run.section("environment") for run in runs]
+    keys = sorted({str(k) for env in envs for k in env})
+    rows = [(key, ["—" if env.get(key) is None else str(env.get(key)) for env in envs]) for key in keys]
+    return [f"seed {run.seed}" for run in runs], rows
+
+
+def _method_page(env: jinja2.Environment, board: Board, row: Row, images: ImageStore, common: dict) -> str:
+    runs = sorted(row.runs, key=lambda r: r.sort_key)
+    x_axis = "time" if board.budget.get("kind") == "time" else "step"
+    env_headers, env_rows = _environment_table(runs)
+    return env.get_template("method.html").render(
+        **common, root="../../", board=board, row=row, runs=[_run_facts(r) for r in runs],
+        charts=loss_charts(row.ok_runs, x_axis),
+        grid=sample_grid([(f"seed {r.seed}", r) for r in row.ok_runs], images, board.slug),
+        configs=_grouped_json(runs, "config", drop=("seed",)), data=_grouped_json(runs, "data"),
+        env_headers=env_headers, env_rows=env_rows, provenance=provenance(runs),
     )
 
 
 def render_site(runs_dirs: list[Path], out: Path) -> Path:
-    results = [r for d in runs_dirs for r in store.load_results(d)]
-    if not results:
-        raise BenchError(f"no result.json files under {', '.join(map(str, runs_dirs))}")
-    out.mkdir(parents=True, exist_ok=True)
-    by_dataset = defaultdict(list)
-    for r in results:
-        by_dataset[r["dataset"]].append(r)
-    boards = []
-    for dataset, rows in sorted(by_dataset.items()):
-        metric_names = list(dict.fromkeys(n for r in rows for n in r.get("metric_details", {})))
-        directions = {}
-        for r in rows:
-            for n, d in r.get("metric_details", {}).items():
-                directions[n] = d.get("higher_is_better", True)
-        ok = [r for r in rows if r["status"] == "ok"]
-        best = {}
-        for n in metric_names:
-            values = [r["metrics"].get(n) for r in ok if r["metrics"].get(n) is not None]
-            if values:
-                best[n] = max(values) if directions[n] else min(values)
-        grid = []
-        for r in sorted(ok, key=lambda r: r["method"]):
-            images = []
-            for s in r.get("samples", []):
-                target = out / "img" / store.safe_name(dataset) / store.safe_name(r["method"]) / f"seed{r['seed']}"
-                target.mkdir(parents=True, exist_ok=True)
-                copied = {}
-                for kind in ("gray", "pred", "truth"):
-                    src = Path(r["_dir"]) / s[kind]
-                    if src.is_file():
-                        shutil.copyfile(src, target / src.name)
-                        copied[kind] = str((target / src.name).relative_to(out))
-                images.append(copied)
-            grid.append({"method": r["method"], "seed": r["seed"], "images": images})
-        boards.append({
-            "dataset": dataset, "rows": sorted(rows, key=lambda r: (r["status"] != "ok", r["method"], r["seed"])),
-            "metrics": metric_names, "directions": directions, "best": best, "grid": grid,
-            "budget": rows[0]["budget"], "size": rows[0]["size"],
-        })
-    html = _env().get_template("index.html").render(boards=boards)
-    (out / "index.html").write_text(html)
+    """Render every result under ``runs_dirs`` (merged) into the site folder ``out``; returns ``out``."""
+    runs, merge_notes = load_runs([Path(d) for d in runs_dirs])
+    boards = build_boards(runs, merge_notes)
+    out = Path(out)
+    _prepare(out)
+    generated = generated_date()
+    generator = f"colorbench {bench.__version__}"
+    common = {"generated": generated, "generator": generator}
+    env = _env()
+    images = ImageStore(out)
+    pages = {(b.slug, r.slug): f"method/{b.slug}/{r.slug}.html" for b in boards for r in b.rows}
+    grids = {}
+    for board in boards:
+        for row in board.rows:
+            _write(out / pages[board.slug, row.slug], _method_page(env, board, row, images, common))
+        firsts = [(row.method, row.ok_runs[0]) for row in board.rows if row.ok_runs]
+        grids[board.slug] = sample_grid(firsts, images, board.slug)
+    _write(out / "index.html", env.get_template("index.html").render(
+        **common, root="", boards=boards, pages=pages, grids=grids,
+        board_provenance={b.slug: provenance(b.runs) for b in boards}, provenance=provenance(runs),
+    ))
+    (out / "static").mkdir()
+    for asset in sorted(STATIC.iterdir()):
+        if asset.is_file():
+            shutil.copyfile(asset, out / "static" / asset.name)
+    _write(out / "leaderboard.json", leaderboard_json(leaderboard(boards, pages, generated, generator)))
+    _write(out / "leaderboard.csv", leaderboard_csv(boards))
+    _write(out / ".nojekyll", "")  # GitHub Pages: serve the files as they are
+    _write(out / MARKER, "written by `bench report`; a re-render replaces the files it wrote\n")
     return out
