@@ -23,14 +23,31 @@ from bench.progress import progress_bar
 BOOTSTRAP_RESAMPLES = 1000
 
 
-def bootstrap_ci(values, *, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> list[float] | None:
-    """95 % percentile-bootstrap interval of the mean (fixed seed: the same values give the same CI)."""
+def bootstrap_ci(values, *, statistic=None, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> list[float] | None:
+    """95 % percentile-bootstrap interval of the mean, or of ``statistic(mean)`` (e.g. ``np.abs``).
+
+    Fixed seed: the same values give the same interval.
+    """
     values = np.asarray(values, dtype=np.float64)
     if values.size < 2:
         return None
     rng = np.random.default_rng(seed)
     means = values[rng.integers(0, values.size, size=(resamples, values.size))].mean(axis=1)
+    if statistic is not None:
+        means = statistic(means)
     return [float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))]
+
+
+def aggregate_seeds(values) -> dict:
+    """Across-seed summary of one metric: mean, sample std (ddof 1; None for one seed), count.
+
+    ``None`` entries (a seed where the metric was unavailable or failed) are left out.
+    """
+    kept = np.asarray([v for v in values if v is not None], dtype=np.float64)
+    if kept.size == 0:
+        return {"mean": None, "std": None, "n": 0}
+    std = float(kept.std(ddof=1)) if kept.size > 1 else None
+    return {"mean": float(kept.mean()), "std": std, "n": int(kept.size)}
 
 
 def _header(cls) -> dict:
@@ -38,7 +55,8 @@ def _header(cls) -> dict:
 
 
 def build_metrics(names: Iterable[str], context: MetricContext) -> tuple[list[Metric], dict[str, dict]]:
-    """Instantiate metrics; those that cannot run here become result entries right away."""
+    """Instantiate metrics for one pass; those that cannot run here become result entries right away."""
+    context.shared.clear()  # scratch shared between the metrics of one pass (e.g. Inception features)
     ready, results = [], {}
     for name in names:
         cls = registry.metrics().get(name).cls
@@ -54,15 +72,18 @@ def evaluate(batches: Iterable[tuple[torch.Tensor, torch.Tensor]], metrics: list
     """Run every metric over uint8 (N, 3, H, W) prediction/target batches, in one pass."""
     per_image = {m.name: [] for m in metrics if m.per_image}
     failed: dict[str, str] = {}
+    counted = 0
     start = time.perf_counter()
     with torch.no_grad(), progress_bar(label, total=total) as advance:
         for pred_u8, target_u8 in batches:
             pred, target = uint8_to_float(pred_u8), uint8_to_float(target_u8)
+            counted += pred.shape[0]
             for metric in metrics:
                 if metric.name in failed:
                     continue
                 try:
-                    values = metric.update(pred, target)
+                    with torch.autocast(pred.device.type, enabled=False):  # metrics run in full precision
+                        values = metric.update(pred, target)
                 except Exception as error:  # one broken metric must not sink the others
                     failed[metric.name] = f"{type(error).__name__}: {error}\n{traceback.format_exc(limit=3)}"
                     continue
@@ -95,4 +116,5 @@ def evaluate(batches: Iterable[tuple[torch.Tensor, torch.Tensor]], metrics: list
     seconds = time.perf_counter() - start
     for entry in results.values():
         entry["eval_s"] = seconds
+        entry["eval_images_per_s"] = counted / seconds if seconds else None
     return results

@@ -163,6 +163,8 @@ class WeightStore:
                 return self._download(located.file)
             except OSError as error:  # URLError is an OSError
                 extra = f"download failed: {getattr(error, 'reason', error)}"
+            except BenchError as error:  # a download with the wrong hash
+                extra = str(error)
         else:
             extra = f"downloads disabled by {ENV_OFFLINE}"
         raise Unavailable(self.missing_message(located, extra))

@@ -1,0 +1,82 @@
+"""The evaluation engine: uncertainty, seed aggregation, one pass, failures isolated."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from bench.evaluate import aggregate_seeds, bootstrap_ci, build_metrics, evaluate
+from bench.metric import Metric, MetricContext
+
+CPU = torch.device("cpu")
+
+
+def test_bootstrap_ci_brackets_the_mean_and_is_deterministic():
+    values = np.random.default_rng(0).normal(3.0, 1.0, size=200)
+    ci = bootstrap_ci(values)
+    assert ci[0] < values.mean() < ci[1]
+    assert ci == bootstrap_ci(values)  # fixed seed: same values, same interval
+    half_width = 1.96 * values.std(ddof=1) / np.sqrt(values.size)  # the normal approximation
+    assert (ci[1] - ci[0]) / 2 == pytest.approx(half_width, rel=0.15)
+    assert bootstrap_ci([1.0]) is None
+
+
+def test_bootstrap_ci_of_a_statistic_of_the_mean():
+    values = np.random.default_rng(1).normal(-2.0, 1.0, size=100)
+    low, high = bootstrap_ci(values, statistic=np.abs)
+    assert 0 < low < abs(values.mean()) < high
+    assert [low, high] == pytest.approx(sorted(-v for v in bootstrap_ci(values)))
+
+
+def test_aggregate_seeds():
+    summary = aggregate_seeds([0.5, 0.7, 0.6])
+    assert summary == {"mean": pytest.approx(0.6), "std": pytest.approx(0.1), "n": 3}
+    assert aggregate_seeds([0.5, None]) == {"mean": 0.5, "std": None, "n": 1}
+    assert aggregate_seeds([None]) == {"mean": None, "std": None, "n": 0}
+
+
+class Recorder(Metric):
+    """Checks what the engine promises metrics: [0, 1] floats, full precision, every batch once."""
+
+    name = "recorder"
+
+    def __init__(self, context, options=None):
+        super().__init__(context, options)
+        self.seen = 0
+
+    def update(self, pred, target):
+        assert pred.dtype == torch.float32 and 0 <= pred.min() and pred.max() <= 1
+        assert not torch.is_autocast_enabled("cpu")
+        self.seen += pred.shape[0]
+        return pred.mean(dim=(1, 2, 3))
+
+
+class Broken(Metric):
+    name = "broken"
+
+    def update(self, pred, target):
+        raise RuntimeError("boom")
+
+
+def test_engine_runs_all_metrics_in_one_pass_and_isolates_failures(monkeypatch):
+    from bench import registry
+
+    monkeypatch.setitem(registry.metrics()._entries, "recorder", registry.Entry("metric", "recorder", Recorder, "test"))
+    context = MetricContext(device=CPU, shared={"stale": 1})
+    metrics, unavailable = build_metrics(["psnr", "recorder"], context)
+    assert "stale" not in context.shared and not unavailable  # scratch is per pass
+    metrics.append(Broken(context))
+    g = torch.Generator().manual_seed(0)
+    image = lambda: torch.randint(0, 256, (4, 3, 16, 16), generator=g, dtype=torch.uint8)  # noqa: E731
+    batches = [(image(), image()) for _ in range(3)]
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # a caller with AMP on: metrics still get float32
+        results = evaluate(batches, metrics, total=12)
+    assert metrics[1].seen == 12
+    recorder = results["recorder"]
+    assert recorder["status"] == "ok" and recorder["n"] == 12 and len(recorder["per_image"]) == 12
+    assert recorder["value"] == pytest.approx(np.mean(recorder["per_image"]))
+    assert recorder["ci95"][0] <= recorder["value"] <= recorder["ci95"][1]
+    assert results["broken"]["status"] == "failed" and "boom" in results["broken"]["reason"]
+    assert results["psnr"]["status"] == "ok" and results["psnr"]["settings"] == "psnr-rgb-range1"
+    assert recorder["eval_images_per_s"] > 0
