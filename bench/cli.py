@@ -149,21 +149,38 @@ def cmd_run(args) -> int:
 
 
 def print_results(results: list[dict]) -> None:
+    """A table per run; with several seeds, also each method's across-seed mean ± std."""
     from rich.console import Console
     from rich.table import Table
+
+    from bench.stats import aggregate_seeds
+
+    def fmt(value):
+        return "—" if value is None else f"{value:.4g}"
 
     metric_names = list(dict.fromkeys(n for r in results for n in r.get("metrics", {})))
     table = Table(title="results", title_justify="left")
     for column in ["method", "seed", "status", "steps", "train img/s", *metric_names]:
         table.add_column(column)
     for r in results:
-        values = [
-            "—" if r["metrics"].get(n) is None else f"{r['metrics'][n]:.4g}" for n in metric_names
-        ]
         speed = r.get("timings", {}).get("train_images_per_s")
         table.add_row(r["method"], str(r["seed"]), r["status"], str(r["budget"].get("steps", 0)),
-                      f"{speed:.1f}" if speed else "—", *values)
-    Console().print(table)
+                      fmt(speed), *(fmt(r["metrics"].get(n)) for n in metric_names))
+    console = Console()
+    console.print(table)
+    methods = list(dict.fromkeys(r["method"] for r in results))
+    if len(results) > len(methods):
+        summary = Table(title="across seeds: mean ± std", title_justify="left")
+        for column in ["method", "seeds ok", *metric_names]:
+            summary.add_column(column)
+        for method in methods:
+            runs = [r for r in results if r["method"] == method and r["status"] == "ok"]
+            cells = []
+            for name in metric_names:
+                agg = aggregate_seeds([r["metrics"].get(name) for r in runs])
+                cells.append(fmt(agg["mean"]) + (f" ± {agg['std']:.2g}" if agg["std"] is not None else ""))
+            summary.add_row(method, str(len(runs)), *cells)
+        console.print(summary)
     for r in results:
         if r["status"] != "ok":
             print(f"{r['method']} (seed {r['seed']}) {r['status']}: {r['error']}")
@@ -186,13 +203,30 @@ def cmd_score(args) -> int:
         return 0
     print(f"{result['n_images']} image pairs")
     for name, detail in result["metric_details"].items():
-        if detail.get("value") is None:
-            print(f"  {name:<24} {detail['status']}: {detail.get('reason', '')}")
-        else:
-            ci = detail.get("ci95")
-            ci_text = f"  (95% CI {ci[0]:.4f}–{ci[1]:.4f})" if ci else ""
-            print(f"  {name:<24} {detail['value']:.4f}{ci_text}")
+        print(f"  {name:<20} {describe_metric(detail)}")
+    speeds = [d["eval_images_per_s"] for d in result["metric_details"].values() if d.get("eval_images_per_s")]
+    if speeds:
+        print(f"  ({speeds[0]:.1f} images/s for the whole pass)")
     return 0
+
+
+def describe_metric(detail: dict) -> str:
+    """One line for a metric result: value, CI and the set-level extras (std, N, warnings)."""
+    if detail.get("value") is None:
+        return f"{detail['status']}: {detail.get('reason', '')}".splitlines()[0]
+    parts = [f"{detail['value']:.4f}"]
+    if detail.get("ci95"):
+        parts.append(f"95% CI {detail['ci95'][0]:.4f}–{detail['ci95'][1]:.4f}")
+    if detail.get("std") is not None:
+        parts.append(f"std {detail['std']:.4g}" + (f" over {detail['subsets']} subsets of {detail['subset_size']}" if "subsets" in detail else ""))
+    if detail.get("signed_gap") is not None:
+        parts.append(f"signed gap {detail['signed_gap']:+.4f}")
+    if "n_reference" in detail:
+        parts.append(f"N={detail['n']} vs {detail['n_reference']}")
+    if detail.get("settings"):
+        parts.append(detail["settings"])
+    text = ", ".join(parts)
+    return text + (f"  ⚠ {detail['warning']}" if detail.get("warning") else "")
 
 
 def cmd_report(args) -> int:

@@ -89,6 +89,8 @@ def validate(config: RunConfig) -> None:
 
 def run_benchmark(config: RunConfig) -> list[dict]:
     validate(config)
+    if config.device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick the fastest kernels
     dataset = make_dataset(config.dataset, config.dataset_options, config.data_root)
     size = config.size or dataset.default_size
     weights = WeightStore(config.weights_dir)

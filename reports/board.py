@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from bench.evaluate import aggregate_seeds, bootstrap_ci
+from bench.stats import aggregate_seeds, bootstrap_ci
 from bench.store import safe_name
 from bench.reports.runs import Run, as_list, as_number, as_text
 

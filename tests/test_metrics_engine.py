@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from bench.evaluate import aggregate_seeds, bootstrap_ci, build_metrics, evaluate
+from bench.evaluate import build_metrics, evaluate
+from bench.stats import aggregate_seeds, bootstrap_ci
 from bench.metric import Metric, MetricContext
 
 CPU = torch.device("cpu")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from bench.errors import BenchError
-from bench.evaluate import bootstrap_ci
+from bench.stats import bootstrap_ci
 from bench.reports import render_site
 from bench.reports.charts import loss_charts
 from bench.reports.example import example_runs, write_result

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from bench.api import Metric, hookimpl
-from bench.evaluate import bootstrap_ci
+from bench.stats import bootstrap_ci
 
 SETTINGS = "hasler-suesstrunk-m3-rgb255"
 

@@ -10,7 +10,6 @@ lies inside the image, then over channels.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from bench.api import Metric, hookimpl
 
@@ -39,23 +38,31 @@ def gaussian_window(device, dtype=torch.float64) -> torch.Tensor:
     return g / g.sum()
 
 
+def blur_matrix(n: int, device, dtype=torch.float64) -> torch.Tensor:
+    """(n - 2R, n) banded matrix: the 'valid' part of a 1-D Gaussian filter as a matrix product.
+
+    scikit-image crops the border where the window would reach outside the image, so only the
+    valid region is needed and padding never matters. A matrix product is ~3x faster on the CPU
+    than a grouped convolution with an 11-tap kernel.
+    """
+    g = gaussian_window(device, dtype)
+    rows = torch.arange(n - 2 * RADIUS, device=device)
+    matrix = torch.zeros(n - 2 * RADIUS, n, device=device, dtype=dtype)
+    for tap in range(2 * RADIUS + 1):
+        matrix[rows, rows + tap] = g[tap]
+    return matrix
+
+
 def ssim(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Per-image SSIM of (N, C, H, W) images in [0, 1]."""
     x, y = pred.double(), target.double()
-    channels = x.shape[1]
-    g = gaussian_window(x.device)
-    # Separable Gaussian filter, 'valid' region only: scikit-image crops the border where the
-    # window would reach outside the image, so padding never matters.
-    kh = g.view(1, 1, -1, 1).repeat(channels, 1, 1, 1)
-    kw = g.view(1, 1, 1, -1).repeat(channels, 1, 1, 1)
-
-    def blur(t):
-        return F.conv2d(F.conv2d(t, kh, groups=channels), kw, groups=channels)
-
-    mu_x, mu_y = blur(x), blur(y)
-    var_x = blur(x * x) - mu_x**2
-    var_y = blur(y * y) - mu_y**2
-    cov = blur(x * y) - mu_x * mu_y
+    rows = blur_matrix(x.shape[-2], x.device)
+    cols = blur_matrix(x.shape[-1], x.device).T
+    # Blur the five moments at once: (5, N, C, H, W) -> (5, N, C, H - 2R, W - 2R).
+    mu_x, mu_y, xx, yy, xy = rows @ torch.stack([x, y, x * x, y * y, x * y]) @ cols
+    var_x = xx - mu_x**2
+    var_y = yy - mu_y**2
+    cov = xy - mu_x * mu_y
     c1, c2 = K1**2, K2**2
     s = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
     return s.mean(dim=(2, 3)).mean(dim=1).float()
