@@ -72,6 +72,13 @@ def method_options(methods: list[str], items: list[str]) -> dict[str, dict]:
     return options
 
 
+def stdout_console():
+    """Rich console for tables on stdout; piped or captured output is not squeezed to 80 columns."""
+    from rich.console import Console
+
+    return Console() if sys.stdout.isatty() else Console(width=250)
+
+
 # -- commands ----------------------------------------------------------------------------------
 def cmd_list(args) -> int:
     from bench import registry
@@ -92,10 +99,9 @@ def cmd_list(args) -> int:
     if args.json:
         print(json.dumps(rows, indent=2, default=str))
         return 0
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = stdout_console()
     for kind, entries in rows.items():
         table = Table(title=kind, title_justify="left", show_lines=False)
         for column in ("name", "plugin", "description"):
@@ -150,7 +156,6 @@ def cmd_run(args) -> int:
 
 def print_results(results: list[dict]) -> None:
     """A table per run; with several seeds, also each method's across-seed mean ± std."""
-    from rich.console import Console
     from rich.table import Table
 
     from bench.stats import aggregate_seeds
@@ -166,7 +171,7 @@ def print_results(results: list[dict]) -> None:
         speed = r.get("timings", {}).get("train_images_per_s")
         table.add_row(r["method"], str(r["seed"]), r["status"], str(r["budget"].get("steps", 0)),
                       fmt(speed), *(fmt(r["metrics"].get(n)) for n in metric_names))
-    console = Console()
+    console = stdout_console()
     console.print(table)
     methods = list(dict.fromkeys(r["method"] for r in results))
     if len(results) > len(methods):

@@ -35,7 +35,8 @@ class MetricContext:
 class Metric:
     name: ClassVar[str]
     description: ClassVar[str] = ""
-    higher_is_better: ClassVar[bool] = True
+    # True: higher is better (↑); False: lower is better (↓); None: descriptive, no "best" (e.g. colourfulness).
+    higher_is_better: ClassVar[bool | None] = True
     per_image: ClassVar[bool] = True
     Options: ClassVar[type[Options]] = Options
 

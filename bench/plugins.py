@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 from functools import lru_cache
 
 import pluggy
 
 from bench import hookspecs
+from bench.errors import BenchError
 
 ENTRY_POINT_GROUP = "colorbench"
 
@@ -31,24 +33,27 @@ BUILTIN_PLUGINS = (
 BUILTIN_ORIGIN = "colorbench (built-in)"
 
 
-def _optional_builtins():
-    """Built-in modules that exist (lets the suite be developed piece by piece)."""
-    for module_name in BUILTIN_PLUGINS:
-        try:
-            yield module_name, importlib.import_module(module_name)
-        except ModuleNotFoundError as error:
-            if error.name != module_name:  # a real missing dependency inside the plugin
-                raise
-
-
 @lru_cache(maxsize=1)
 def get_plugin_manager() -> pluggy.PluginManager:
     pm = pluggy.PluginManager("colorbench")
     pm.add_hookspecs(hookspecs)
-    for module_name, module in _optional_builtins():
-        pm.register(module, name=module_name)
+    for module_name in BUILTIN_PLUGINS:
+        pm.register(importlib.import_module(module_name), name=module_name)
+    _check_entry_points()
     pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
     return pm
+
+
+def _check_entry_points() -> None:
+    """Import every third-party plugin first, so a broken one is named in a one-line error."""
+    for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            entry_point.load()
+        except Exception as error:
+            raise BenchError(
+                f"colorbench plugin {entry_point.name!r} ({entry_point.value}) failed to load: "
+                f"{type(error).__name__}: {error} — fix or uninstall it"
+            ) from None
 
 
 def plugin_origins(pm: pluggy.PluginManager) -> dict[str, str]:

@@ -78,12 +78,6 @@ def registries() -> dict[str, Registry]:
     return result
 
 
-def reset() -> None:
-    """Forget loaded plugins (tests that install a plugin at run time call this)."""
-    get_plugin_manager.cache_clear()
-    registries.cache_clear()
-
-
 def methods() -> Registry:
     return registries()["method"]
 

@@ -45,7 +45,8 @@ def read_rgb(path: Path) -> np.ndarray:
 
 
 def score_folders(pred_dir: Path, target_dir: Path, metric_names: list[str] | None = None, *,
-                  device=torch.device("cpu"), weights_dir=None, batch_size: int = 32) -> dict:
+                  device="cpu", weights_dir=None, batch_size: int = 32) -> dict:
+    device = torch.device(device)
     preds, targets = image_files(pred_dir), image_files(target_dir)
     common = sorted(set(preds) & set(targets))
     if not common:

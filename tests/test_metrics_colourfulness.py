@@ -102,4 +102,4 @@ def test_delta_colourfulness_result_fields():
     assert delta["target_colourfulness"] == pytest.approx(colourfulness(truth_u8).mean().item())
     assert delta["ci95"][0] <= delta["value"] <= delta["ci95"][1] and delta["n"] == 3
     assert delta["settings"] == "delta-colourfulness-abs-mean-gap-hasler-suesstrunk-m3-rgb255"
-    assert cf["higher_is_better"] is True and delta["higher_is_better"] is False
+    assert cf["higher_is_better"] is None and delta["higher_is_better"] is False  # descriptive: no "best"

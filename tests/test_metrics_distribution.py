@@ -7,6 +7,8 @@ to run without the real weights (see test_missing_fid_weights_make_fid_and_kid_u
 
 from __future__ import annotations
 
+from unittest import mock
+
 import numpy as np
 import pytest
 import torch
@@ -14,8 +16,8 @@ import torchvision
 from PIL import Image
 from pytorch_fid import inception as pf_inception
 from pytorch_fid.fid_score import calculate_frechet_distance, get_activations
-from unittest import mock
 
+from bench.errors import BenchError
 from bench.evaluate import build_metrics, evaluate
 from bench.metric import MetricContext
 from bench.metrics import distribution as dist
@@ -235,6 +237,6 @@ def test_missing_fid_weights_make_fid_and_kid_unavailable(tmp_path):
         assert f"put pt_inception-2015-12-05-6726825d.pth at {tmp_path}" in entry["reason"]
 
 
-def test_dims_must_be_pytorch_fids(random_inception_64):
-    with pytest.raises(ValueError, match="2048, 768, 192, 64"):
-        dist.FID(MetricContext(device=CPU), dist.InceptionOptions(dims=100))
+def test_dims_must_be_pytorch_fids():
+    with pytest.raises(BenchError, match="2048, 768, 192, 64"):
+        dist.InceptionOptions.from_dict({"dims": 100})

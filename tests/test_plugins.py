@@ -172,3 +172,17 @@ def test_hookspecs_document_every_hook():
     for name in ("register_methods", "register_datasets", "register_metrics"):
         assert getattr(hookspecs, name).__doc__.strip()
     assert textwrap.dedent(hookspecs.__doc__).strip()
+
+
+def test_broken_plugin_is_named_in_a_one_line_error(tmp_path):
+    site = tmp_path / "site"
+    (site / "broken_plugin").mkdir(parents=True)
+    (site / "broken_plugin" / "__init__.py").write_text("import does_not_exist_anywhere\n")
+    dist = site / "broken_plugin-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-plugin\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[colorbench]\nbroken = broken_plugin\n")
+    result = run_bench(site, "list", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "colorbench plugin 'broken' (broken_plugin) failed to load: ModuleNotFoundError" in result.stderr
+    assert "Traceback" not in result.stderr and result.stderr.strip().count("\n") == 0

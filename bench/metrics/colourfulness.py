@@ -38,7 +38,7 @@ def colourfulness(images: torch.Tensor) -> torch.Tensor:
 class Colourfulness(Metric):
     name = "colourfulness"
     description = "Colourfulness of the outputs (Hasler & Suesstrunk 2003, 0-255 RGB); descriptive, read with delta"
-    higher_is_better = True
+    higher_is_better = None  # more is not better (over-saturation is a failure too): no "best" is marked
 
     @property
     def settings(self) -> str:

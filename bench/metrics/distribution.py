@@ -36,7 +36,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from bench.api import Metric, Options, hookimpl
+from bench.api import BenchError, Metric, Options, hookimpl
 from bench.store import safe_name
 from bench.weights import KNOWN_WEIGHTS, WeightStore
 
@@ -211,6 +211,10 @@ def kernel_inception_distance(x: np.ndarray, y: np.ndarray, *, subsets: int = KI
 class InceptionOptions(Options):
     dims: int = 2048  # pytorch-fid's --dims: 2048 (final pool, the standard), 768, 192 or 64
 
+    def validate(self) -> None:
+        if self.dims not in (2048, 768, 192, 64):
+            raise BenchError(f"option dims must be one of 2048, 768, 192, 64 (pytorch-fid's), got {self.dims}")
+
 
 class _InceptionMetric(Metric):
     per_image = False
@@ -220,8 +224,6 @@ class _InceptionMetric(Metric):
     def __init__(self, context, options=None):
         super().__init__(context, options)
         dims = self.options.dims
-        if dims not in (2048, 768, 192, 64):
-            raise ValueError(f"{self.name}: dims must be one of 2048, 768, 192, 64 (pytorch-fid's), got {dims}")
         key = f"inception-features-{dims}"
         if key not in context.shared:
             context.shared[key] = InceptionFeatures(context, dims)  # Unavailable without weights
