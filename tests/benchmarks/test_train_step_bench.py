@@ -1,4 +1,7 @@
-"""Speed of one training step of each adversarial method (default options and batch size).
+"""Speed of one training step of each built-in method (default options and batch size).
+
+``pix2pix-resnet18`` is timed through ``pix2pix-resnet18-scratch``: the same network and step,
+without the ImageNet weights that are not available everywhere.
 
 Run: python -m pytest tests/benchmarks/test_train_step_bench.py --benchmark-only
 64x64 on the CPU always; 256x256 on CUDA when a GPU is present (each step synchronised, so the
@@ -13,7 +16,7 @@ import torch
 from bench import registry
 from bench.api import Batch
 
-METHODS = ("pix2pix", "pix2pix-resnet18-scratch", "cyclegan-paired", "cyclegan-unpaired")
+METHODS = ("baseline", "pix2pix", "pix2pix-resnet18-scratch", "cyclegan-paired", "cyclegan-unpaired")
 SETTINGS = [
     pytest.param("cpu", 64, id="cpu-64"),
     pytest.param("cuda", 256, id="cuda-256",
