@@ -122,8 +122,6 @@ def cmd_run(args) -> int:
     methods = registry.list_methods() if args.methods == "all" else _split_list(args.methods)
     if not methods:
         raise BenchError("--methods: name at least one method, or all")
-    for m in methods:
-        registry.methods().get(m)
     dataset, _, path = args.dataset.partition(":")
     dataset_options = parse_assignments(args.dataset_option, "--dataset-option")
     if path:

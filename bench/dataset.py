@@ -15,9 +15,6 @@ from PIL import Image
 
 from bench.options import Options
 
-SPLITS = ("train", "test")
-
-
 @dataclass(frozen=True)
 class ImageRef:
     """One image of a split: a stable name and a way to open it (lazily)."""

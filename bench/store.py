@@ -1,7 +1,7 @@
 """Where results live: ``<out>/<dataset>/<method>/seed<k>/result.json`` plus an SQLite index.
 
-The JSON files are the record; ``<out>/runs.sqlite`` indexes them for queries and is rebuilt
-from them with ``reindex``.
+The JSON files are the record; ``<out>/runs.sqlite`` indexes them for queries (it is updated
+with every result written).
 """
 
 from __future__ import annotations
@@ -106,11 +106,3 @@ def load_results(runs_dir: Path) -> list[dict]:
         result["_dir"] = str(path.parent)
         results.append(result)
     return results
-
-
-def reindex(out: Path) -> int:
-    """Rebuild the SQLite index from the result.json files."""
-    results = load_results(out)
-    for result in results:
-        index_result(out, Path(result["_dir"]) / RESULT_FILE, result)
-    return len(results)

@@ -49,6 +49,11 @@ def conv_norm_act(in_ch: int, out_ch: int, *, kernel: int = 3, stride: int = 1, 
     )
 
 
+def upconv_norm_act(in_ch: int, out_ch: int) -> nn.Sequential:
+    """x2 up-sampling: 4x4 stride-2 transposed convolution, BatchNorm, ReLU."""
+    return nn.Sequential(nn.ConvTranspose2d(in_ch, out_ch, 4, 2, 1, bias=False), nn.BatchNorm2d(out_ch), nn.ReLU(True))
+
+
 class EncoderDecoder(nn.Module):
     """Plain fully convolutional encoder-decoder (no skips): the regression baseline's network.
 
@@ -64,11 +69,7 @@ class EncoderDecoder(nn.Module):
             ch = min(ch * 2, width * 8)
         layers += [conv_norm_act(ch, ch, dilation=2), conv_norm_act(ch, ch, dilation=2)]
         for _ in range(depth):
-            layers += [
-                nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False),
-                nn.BatchNorm2d(ch // 2),
-                nn.ReLU(True),
-            ]
+            layers.append(upconv_norm_act(ch, ch // 2))
             ch //= 2
         layers += [nn.Conv2d(ch, out_ch, 3, 1, 1), nn.Tanh()]
         self.model = nn.Sequential(*layers)
@@ -261,8 +262,7 @@ class UpBlock(nn.Module):
 
     def __init__(self, in_ch: int, skip_ch: int, out_ch: int):
         super().__init__()
-        self.up = nn.Sequential(nn.ConvTranspose2d(in_ch, out_ch, 4, 2, 1, bias=False), nn.BatchNorm2d(out_ch),
-                                nn.ReLU(True))
+        self.up = upconv_norm_act(in_ch, out_ch)
         self.fuse = conv_norm_act(out_ch + skip_ch, out_ch)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:

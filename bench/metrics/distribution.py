@@ -233,6 +233,14 @@ class _InceptionMetric(Metric):
         self.features.update(pred, target)
         return None
 
+    def compute(self):
+        x, y = self.features.predicted(), self.features.reference()
+        return {**self.distance(x, y), "n": len(x), "n_reference": len(y)}
+
+    def distance(self, x: np.ndarray, y: np.ndarray) -> dict:
+        """{"value": ..., extras} between predicted features ``x`` and reference features ``y``."""
+        raise NotImplementedError
+
 
 class FID(_InceptionMetric):
     name = "fid"
@@ -242,12 +250,11 @@ class FID(_InceptionMetric):
     def settings(self) -> str:
         return f"fid-inception-{self.options.dims}"
 
-    def compute(self):
-        x, y = self.features.predicted(), self.features.reference()
+    def distance(self, x, y):
         if min(len(x), len(y)) < 2:
             raise ValueError("FID needs at least 2 images per set")
         value, note = frechet_distance(x, y)
-        result = {"value": value, "n": len(x), "n_reference": len(y)}
+        result = {"value": value}
         dims = self.options.dims
         if len(x) <= dims:  # a covariance of N samples has rank <= N - 1
             result["warning"] = (f"N={len(x)} <= {dims}: the {dims}-d feature covariance is rank-deficient, "
@@ -265,9 +272,8 @@ class KID(_InceptionMetric):
     def settings(self) -> str:
         return f"kid-inception-{self.options.dims}-poly3-subsets{KID_SUBSETS}"
 
-    def compute(self):
-        x, y = self.features.predicted(), self.features.reference()
-        return {**kernel_inception_distance(x, y), "n": len(x), "n_reference": len(y)}
+    def distance(self, x, y):
+        return kernel_inception_distance(x, y)
 
 
 @hookimpl
