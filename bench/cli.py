@@ -115,7 +115,7 @@ def cmd_list(args) -> int:
 
 def cmd_run(args) -> int:
     from bench import registry
-    from bench.budget import Budget
+    from bench.engine.budget import Budget
     from bench.environment import resolve_device
     from bench.runner import RunConfig, run_benchmark
 
@@ -243,7 +243,7 @@ def cmd_report(args) -> int:
 def cmd_colorize(args) -> int:
     from PIL import Image
 
-    from bench.checkpoint import load_checkpoint
+    from bench.engine.checkpoint import load_checkpoint
     from bench.environment import resolve_device
     from bench.inference import colorize_photo, open_photo
     from bench.progress import progress_bar

@@ -18,8 +18,8 @@ import numpy as np
 import torch
 
 from bench import registry, store
-from bench.budget import Budget
-from bench.checkpoint import save_checkpoint
+from bench.engine.budget import Budget
+from bench.engine.checkpoint import save_checkpoint
 from bench.data import BatchSampler, ImageSet, cache_dir, load_split, train_load_size
 from bench.environment import environment
 from bench.errors import BenchError, Unavailable
@@ -28,7 +28,7 @@ from bench.inference import colorize_uint8, gray_uint8, sample_indices, save_png
 from bench.method import MethodContext
 from bench.metric import MetricContext
 from bench.progress import log
-from bench.training import train
+from bench.engine.training import train
 from bench.weights import WeightStore
 
 @dataclass

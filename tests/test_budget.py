@@ -3,10 +3,10 @@ import time
 import pytest
 import torch
 
-from bench.budget import PRESETS, Budget
+from bench.engine.budget import PRESETS, Budget
 from bench.errors import BenchError
 from bench.method import Batch, Method, MethodContext, MethodOptions, linear_decay
-from bench.training import train
+from bench.engine.training import train
 
 
 @pytest.mark.parametrize(

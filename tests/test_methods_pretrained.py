@@ -8,7 +8,7 @@ import torchvision
 
 from bench import registry, weights
 from bench.api import Batch, BenchError, Unavailable
-from bench.checkpoint import load_checkpoint, save_checkpoint
+from bench.engine.checkpoint import load_checkpoint, save_checkpoint
 from bench.weights import WeightStore, sha256_of
 
 FILENAME = "resnet18-f37072fd.pth"

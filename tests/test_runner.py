@@ -167,7 +167,7 @@ def test_checkpoint_colorizes_own_photos_at_their_size(run_cli, tmp_path):
 
 
 def test_checkpoint_restores_the_trained_network(run_cli, tmp_path):
-    from bench.checkpoint import load_checkpoint
+    from bench.engine.checkpoint import load_checkpoint
 
     out = tmp_path / "runs"
     assert run_cli("run", "--methods", "baseline", *TINY, "--out", out)[0] == 0

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from bench.budget import Budget
+from bench.engine.budget import Budget
 from bench.data import BatchSampler
 from bench.method import Method
 from bench.progress import progress_bar

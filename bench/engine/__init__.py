@@ -1,0 +1,1 @@
+"""The training engine: budgets, the budgeted training loop, checkpoints and resume."""

@@ -1,0 +1,11 @@
+"""The run store: where every run lives and how it is found again.
+
+- ``identity``: a run's identity (what makes two runs the same) and the folder it names;
+- ``results``: ``result.json`` and the other files of a run folder, written atomically;
+- ``index``: the SQLite index ``runs.sqlite``, derivable from the result files.
+"""
+
+from bench.store.identity import safe_name
+from bench.store.results import INDEX_FILE, RESULT_FILE, SCHEMA, load_results, run_dir, write_result
+
+__all__ = ["INDEX_FILE", "RESULT_FILE", "SCHEMA", "load_results", "run_dir", "safe_name", "write_result"]
