@@ -6,7 +6,9 @@ Subclass :class:`Method`, declare options as a dataclass named ``Options`` (subc
 ``register_methods`` hook. The harness:
 
 1. builds the method (``Method(options, context)``) after seeding torch;
-2. calls ``step(batch, progress)`` until the budget is spent (``progress`` runs from 0 to 1);
+   (before that, ``check_size(size, options)`` lets the harness refuse a size before any training);
+2. calls ``train_mode()`` once, then ``step(batch, progress)`` until the budget is spent
+   (``progress`` runs from 0 to 1);
 3. calls ``colorize(L)`` on the test split under ``torch.no_grad()``, after ``eval_mode()``;
 4. saves ``state_dict()``; ``load_state_dict`` restores it (also for ``bench colorize``).
 """
@@ -97,6 +99,13 @@ class Method:
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
 
     # -- what a method implements -------------------------------------------------------------
+    @classmethod
+    def check_size(cls, size: int, options: MethodOptions) -> None:
+        """Raise :class:`bench.errors.BenchError` if this method cannot train at ``size`` px.
+
+        Called by the harness before any training; ``__init__`` should call it too.
+        """
+
     def train_step(self, batch: Batch) -> dict[str, float | torch.Tensor]:
         """One optimisation step; returns the losses to log (scalars)."""
         raise NotImplementedError
@@ -124,7 +133,6 @@ class Method:
             for group in optimizer.param_groups:
                 group.setdefault("initial_lr", group["lr"])
                 group["lr"] = group["initial_lr"] * factor
-        self.train_mode()
         return self.train_step(batch)
 
     def train_mode(self) -> None:

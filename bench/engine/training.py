@@ -52,6 +52,7 @@ def train(method: Method, sampler: BatchSampler, budget: Budget, *, label: str =
     device = method.device
     step_seconds = 0.0
     total = budget.value if budget.kind == "steps" else None
+    method.train_mode()  # once: modes are not set per step
     synchronize(device)
     with progress_bar(label, total=budget.value, unit_column=budget.kind == "steps") as advance:
         while not budget.done(record.steps, record.seconds, step_seconds):
