@@ -13,7 +13,7 @@ from bench.errors import BenchError
 EXAMPLES = """\
 examples:
   bench run --methods all --dataset sample --budget smoke     # offline CPU demo
-  bench run --methods all --dataset flowers --budget 10m       # the real benchmark
+  bench run --methods all --dataset flowers                    # the real benchmark (15 GPU-minutes a method)
   bench run --methods baseline,pix2pix --dataset flowers --size 64 --budget 500steps --seeds 3
   bench report --runs runs --out site                           # HTML leaderboard
   bench score --pred my_outputs/ --target ground_truth/ --json
@@ -115,7 +115,7 @@ def cmd_list(args) -> int:
 
 def cmd_run(args) -> int:
     from bench import registry
-    from bench.engine.budget import Budget
+    from bench.engine.budget import DEFAULT, Budget
     from bench.environment import resolve_device
     from bench.runner import RunConfig, run_benchmark
 
@@ -131,7 +131,7 @@ def cmd_run(args) -> int:
     config = RunConfig(
         methods=methods,
         dataset=dataset,
-        budget=Budget.parse(args.budget),
+        budget=Budget.parse(args.budget or DEFAULT),
         device=resolve_device(args.device),
         out=Path(args.out),
         size=args.size,
@@ -143,8 +143,14 @@ def cmd_run(args) -> int:
         weights_dir=args.weights_dir,
         eval_batch_size=args.eval_batch_size,
         samples=args.samples,
+        precision=args.precision,
+        force=args.force,
+        fresh=args.fresh,
+        checkpoint_every=args.checkpoint_every * 60,
     )
     results = run_benchmark(config)
+    for r in results:
+        r["action"] = r.pop("_action")
     if args.json:
         print(json.dumps([{k: v for k, v in r.items() if k not in ("per_image", "history")} for r in results], indent=2))
     else:
@@ -163,11 +169,11 @@ def print_results(results: list[dict]) -> None:
 
     metric_names = list(dict.fromkeys(n for r in results for n in r.get("metrics", {})))
     table = Table(title="results", title_justify="left")
-    for column in ["method", "seed", "status", "steps", "train img/s", *metric_names]:
+    for column in ["method", "seed", "status", "this time", "steps", "train img/s", *metric_names]:
         table.add_column(column)
     for r in results:
         speed = r.get("timings", {}).get("train_images_per_s")
-        table.add_row(r["method"], str(r["seed"]), r["status"], str(r["budget"].get("steps", 0)),
+        table.add_row(r["method"], str(r["seed"]), r["status"], r.get("action", ""), str(r["budget"].get("steps", 0)),
                       fmt(speed), *(fmt(r["metrics"].get(n)) for n in metric_names))
     console = stdout_console()
     console.print(table)
@@ -266,6 +272,29 @@ def cmd_colorize(args) -> int:
     return 0
 
 
+def cmd_index(args) -> int:
+    from bench.store import index
+
+    out = Path(args.runs)
+    if args.rebuild:
+        count = index.rebuild(out)
+        print(f"{out / 'runs.sqlite'}: rebuilt from {count} result files")
+        return 0
+    state = index.check(out)
+    if args.json:
+        print(json.dumps(state, indent=2))
+    else:
+        print(f"{state['files']} result files, {state['rows']} index rows")
+        for key in state["missing"]:
+            print(f"  not indexed: {key}")
+        for key in state["stale"]:
+            print(f"  indexed but no result file: {key}")
+    in_step = not state["missing"] and not state["stale"]
+    if not in_step and not args.json:
+        print("the index is out of step: `bench index --rebuild` makes it again from the result files")
+    return 0 if in_step else 1
+
+
 def cmd_weights(args) -> int:
     from bench.weights import WeightStore
 
@@ -301,15 +330,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "run", help="train and score methods on a dataset under one budget",
         description="Train every chosen method (x seed) under the same budget, colorize the test split, score it, "
-        "and write <out>/<dataset>/<method>/seed<k>/result.json plus the SQLite index <out>/runs.sqlite.",
+        "and write <out>/<dataset>/<method>/<size>px-<budget>-<config hash>/seed<k>/result.json plus the SQLite "
+        "index <out>/runs.sqlite. A run is identified by dataset (+options), size, budget, method (+options), "
+        "precision, hardware and seed: a finished run is skipped when asked again (--force replaces it), and an "
+        "interrupted one (kill, Ctrl-C, SIGTERM) resumes from its last checkpoint.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--methods", default="all", help="'all' or a comma list, e.g. baseline,pix2pix (default: all)")
     p.add_argument("--dataset", default="sample",
                    help="dataset name (see `bench list`); 'folder:PATH' for your own images (default: sample)")
     p.add_argument("--size", type=int, default=None, help="image size in pixels (default: the dataset's, e.g. 256 for flowers)")
-    p.add_argument("--budget", default="smoke",
-                   help="training budget per method: 90s, 10m, 1h, 500steps, or smoke|short|standard (default: smoke)")
+    p.add_argument("--budget", default=None,
+                   help="training budget per method: 90s, 10m, 1h, 500steps, or a preset: smoke (30 steps, a demo), "
+                   "short (5m), standard (15m) (default: standard)")
     p.add_argument("--seeds", default="1", help="number of seeds (3 -> 0,1,2) or a list (0,7,42) (default: 1)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     p.add_argument("--out", default="runs", help="results folder (default: ./runs)")
@@ -321,6 +354,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights-dir", default=None, help="folder of pretrained weight files (default: $COLORBENCH_WEIGHTS)")
     p.add_argument("--eval-batch-size", type=int, default=32, help="batch size for colorizing and scoring (default: 32)")
     p.add_argument("--samples", type=int, default=8, help="sample colorizations kept per run (default: 8)")
+    p.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp16", "fp32"],
+                   help="training precision (autocast); metrics always run in fp32 (default: auto = bf16 on CUDA, fp32 on CPU)")
+    p.add_argument("--force", action="store_true", help="run finished runs again, replacing their results (said in the log)")
+    p.add_argument("--fresh", action="store_true", help="start interrupted runs over instead of resuming them")
+    p.add_argument("--checkpoint-every", type=float, default=5.0, metavar="MINUTES",
+                   help="minutes of training between resume checkpoints (default: 5)")
     p.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
     p.set_defaults(func=cmd_run)
 
@@ -348,6 +387,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_colorize)
+
+    p = sub.add_parser("index", help="check the SQLite run index against the result files, or rebuild it",
+                       description="The result.json files are the record; runs.sqlite indexes them. Without "
+                       "--rebuild, report rows missing or stale (exit 1 if any).")
+    p.add_argument("--runs", default="runs", help="runs folder (default: ./runs)")
+    p.add_argument("--rebuild", action="store_true", help="make the index again from the result files")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_index)
 
     p = sub.add_parser("weights", help="list pretrained files: where each was found, or where to put it")
     p.add_argument("--weights-dir", default=None)

@@ -176,6 +176,12 @@ class BatchSampler:
         crops = self.images[to(index)[:, None, None, None], to(channels), to(rows), to(cols)]
         return uint8_to_float(crops)
 
+    def state_dict(self) -> dict:
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])
+
     def next(self) -> Batch:
         L, ab = rgb_to_normalized_lab(self._draw())
         if not self.unpaired:

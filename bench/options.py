@@ -7,6 +7,7 @@ field's type and rejects unknown names or bad values with a one-line message.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from typing import Any, Literal, get_args, get_origin
@@ -44,7 +45,10 @@ def _convert(name: str, value: Any, annotation: Any) -> Any:
         if annotation is float:
             if isinstance(value, bool):
                 raise ValueError
-            return float(value)
+            number = float(value)
+            if not math.isfinite(number):  # a config must record every value faithfully (JSON has no inf/nan)
+                raise BenchError(f"option {name}={value!r}: must be a finite number")
+            return number
         if annotation is str:
             return str(value)
     except (TypeError, ValueError):

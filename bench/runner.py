@@ -1,35 +1,42 @@
-"""``bench run``: every method x seed on one dataset under one budget, each recorded as a result.
+"""``bench run``: plan the grid of runs, check everything that can be checked, then run each one.
 
-Per run: seed -> build the method -> train under the budget -> colorize the test split -> all
-metrics in one pass -> checkpoint, samples, result.json and the SQLite index. A method that fails
-is recorded as failed (with its error) and the others go on; one that cannot run here (e.g.
-missing pretrained weights) is recorded as skipped with the reason.
+1. ``validate``: names, options (ranges, finite numbers), sizes each method can train at, the eval
+   settings and a writable output folder -- all before the first training step;
+2. ``prepare``: the dataset decoded once, metrics and weights (a :class:`RunContext`);
+3. ``plan``: one :class:`RunIdentity` per method x seed (the run identity; ``bench.store.identity``);
+4. the reference rows (gray input, ground truth) of this test set, then every run in turn
+   (``bench.engine.execute``): finished runs are skipped, interrupted ones resume.
+
+SIGTERM and the first Ctrl-C stop the run in progress at its next step, with its state saved;
+running the same command again resumes it.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import random
-import traceback
+import os
+import signal
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from bench import registry, store
+from bench import registry
+from bench.data import cache_dir, load_split, train_load_size
 from bench.engine.budget import Budget
-from bench.engine.checkpoint import save_checkpoint
-from bench.data import BatchSampler, ImageSet, cache_dir, load_split, train_load_size
-from bench.environment import environment
-from bench.errors import BenchError, Unavailable
-from bench.evaluate import build_metrics, evaluate
-from bench.inference import colorize_uint8, gray_uint8, sample_indices, save_png
-from bench.method import MethodContext
+from bench.engine.execute import REFERENCES, RunContext, execute_reference, execute_run
+from bench.engine.training import PRECISIONS, Interrupted
+from bench.environment import device_name
+from bench.errors import BenchError
 from bench.metric import MetricContext
 from bench.progress import log
-from bench.engine.training import train
+from bench.store.identity import RunIdentity, budget_key, hardware_class
+from bench.store.results import temp_path
 from bench.weights import WeightStore
+
+DEFAULT_CHECKPOINT_EVERY = 300.0  # seconds of training between resume checkpoints
+
 
 @dataclass
 class RunConfig:
@@ -47,27 +54,18 @@ class RunConfig:
     weights_dir: Path | None = None
     eval_batch_size: int = 32
     samples: int = 8
-
-    def for_result(self, method: str, seed: int, size: int) -> dict:
-        """The config that fully describes one run (with its seed)."""
-        return {
-            "method": method,
-            "method_options": self.method_options.get(method, {}),
-            "dataset": self.dataset,
-            "dataset_options": self.dataset_options,
-            "size": size,
-            "seed": seed,
-            "budget": self.budget.label,
-            "device": str(self.device),
-            "metrics": self.metrics,
-            "eval_batch_size": self.eval_batch_size,
-        }
+    precision: str = "auto"  # auto: bf16 on CUDA, fp32 on the CPU
+    force: bool = False  # run finished runs again, replacing their results
+    fresh: bool = False  # ignore resume states: interrupted runs start over
+    checkpoint_every: float = DEFAULT_CHECKPOINT_EVERY
 
 
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
+def resolve_precision(precision: str, device: torch.device) -> str:
+    if precision == "auto":
+        return "bf16" if device.type == "cuda" else "fp32"
+    if precision not in PRECISIONS:
+        raise BenchError(f"--precision {precision!r}: choose auto, {', '.join(PRECISIONS)}")
+    return precision
 
 
 def make_dataset(name: str, options: dict, data_root: Path | None):
@@ -77,130 +75,138 @@ def make_dataset(name: str, options: dict, data_root: Path | None):
     return cls(resolve_root(data_root), cls.Options.from_dict(options))
 
 
+def check_writable(out: Path) -> None:
+    """The output folder can take files (else the first method's whole budget would be lost)."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise BenchError(f"--out {out} is a file: give a folder for the results")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = temp_path(out / ".write-probe")
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise BenchError(f"--out {out} is not writable ({error.strerror or error})") from None
+
+
 def validate(config: RunConfig) -> None:
-    """Fail fast, before any training, on names and options the user got wrong."""
-    for method in config.methods:
-        cls = registry.methods().get(method).cls
-        cls.Options.from_dict(config.method_options.get(method, {}))
+    """Fail fast, before any training, on everything the user controls."""
+    if config.eval_batch_size < 1:
+        raise BenchError(f"--eval-batch-size {config.eval_batch_size}: at least 1")
+    if config.samples < 0:
+        raise BenchError(f"--samples {config.samples}: 0 or more")
+    if not config.checkpoint_every > 0:
+        raise BenchError(f"--checkpoint-every: must be positive, got {config.checkpoint_every}")
+    resolve_precision(config.precision, config.device)
+    registry.datasets().get(config.dataset)
     for metric in config.metrics or []:
         registry.metrics().get(metric)
-    registry.datasets().get(config.dataset)
+    for method in config.methods:
+        cls = registry.methods().get(method).cls
+        options = cls.Options.from_dict(config.method_options.get(method, {}))
+        if config.size is not None:
+            cls.check_size(config.size, options)
+    check_writable(config.out)
 
 
-def run_benchmark(config: RunConfig) -> list[dict]:
-    validate(config)
+def prepare(config: RunConfig) -> RunContext:
+    """Decode the data once and set up metrics: what every run of this command shares."""
     if config.device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick the fastest kernels
     dataset = make_dataset(config.dataset, config.dataset_options, config.data_root)
     size = config.size or dataset.default_size
+    for method in config.methods:  # the dataset's default size, checked before any training too
+        cls = registry.methods().get(method).cls
+        cls.check_size(size, cls.Options.from_dict(config.method_options.get(method, {})))
     weights = WeightStore(config.weights_dir)
     train_set = load_split(dataset, "train", train_load_size(size), log=log)
     test_set = load_split(dataset, "test", size, log=log)
     log(f"{dataset.name}: {len(train_set)} train / {len(test_set)} test images at {size}px, budget {config.budget.label}")
-    metric_names = config.metrics or registry.list_metrics()
     metric_context = MetricContext(
         device=config.device, weights=weights, cache_dir=cache_dir() / "reference-stats",
         reference_key=f"{dataset.cache_key()}-test-{size}",
     )
-    results = []
+    return RunContext(
+        dataset=dataset, size=size, train_set=train_set, test_set=test_set, weights=weights,
+        metric_context=metric_context, metric_names=config.metrics or registry.list_metrics(),
+        device=config.device, budget=config.budget, out=Path(config.out), eval_batch_size=config.eval_batch_size,
+        samples=config.samples, checkpoint_every=config.checkpoint_every, force=config.force, fresh=config.fresh,
+    )
+
+
+def plan(config: RunConfig, context: RunContext) -> list[RunIdentity]:
+    """One identity per seed x method, in the order they run."""
+    precision = resolve_precision(config.precision, config.device)
+    hardware = hardware_class(device_name(config.device), 1)
+    dataset_options = context.dataset.options.to_dict()
+    identities = []
     for seed in config.seeds:
         for method in config.methods:
-            results.append(run_one(config, method, seed, size, dataset, train_set, test_set, weights, metric_context, metric_names))
+            cls = registry.methods().get(method).cls
+            options = cls.Options.from_dict(config.method_options.get(method, {})).to_dict()
+            defaults = cls.Options().to_dict()
+            identities.append(RunIdentity(
+                dataset=context.dataset.name, dataset_options=dataset_options, size=context.size,
+                budget=budget_key(config.budget.kind, config.budget.value), method=method, method_options=options,
+                precision=precision, hardware=hardware, seed=seed,
+                changed_options={k: v for k, v in options.items() if defaults.get(k) != v},
+            ))
+    return identities
+
+
+class StopRequest:
+    """Set by SIGTERM or the first Ctrl-C; the training loop checks it between steps."""
+
+    def __init__(self):
+        self.signal: str | None = None
+
+    def __call__(self) -> bool:
+        return self.signal is not None
+
+    @contextmanager
+    def installed(self):
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+
+        def handler(signum, frame):
+            if signum == signal.SIGINT and self.signal is not None:
+                raise KeyboardInterrupt  # a second Ctrl-C: stop now
+            self.signal = signal.Signals(signum).name
+            log(f"{self.signal}: saving the run in progress; run the same command again to resume")
+
+        previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            yield self
+        finally:
+            for s, h in previous.items():
+                signal.signal(s, h)
+
+
+def run_benchmark(config: RunConfig) -> list[dict]:
+    validate(config)
+    context = prepare(config)
+    identities = plan(config, context)
+    demo = config.budget.demo_reason(config.device.type)
+    if demo:
+        log(f"note: this is a demo, not a publishable benchmark: {demo}")
+    for reference in REFERENCES:
+        execute_reference(reference, context, context.dataset.options.to_dict())
+    stop = StopRequest()
+    context.should_stop = stop
+    results = []
+    with stop.installed():
+        for identity in identities:
+            try:
+                results.append(execute_run(identity, context))
+            except Interrupted:
+                raise BenchError(f"stopped by {stop.signal or 'request'}: finished runs are kept and the "
+                                 "interrupted one resumes when you run the same command again") from None
+            if stop():
+                raise BenchError(f"stopped by {stop.signal} before the next run: run the same command again to go on")
+    actions = {}
+    for result in results:
+        action = result["_action"].split(" at ")[0]
+        actions[action] = actions.get(action, 0) + 1
+    log("runs: " + ", ".join(f"{n} {a}" for a, n in actions.items()) + f" (results in {os.fspath(config.out)})")
     return results
-
-
-def run_one(config, method_name, seed, size, dataset, train_set: ImageSet, test_set: ImageSet,
-            weights, metric_context, metric_names) -> dict:
-    entry = registry.methods().get(method_name)
-    directory = store.run_dir(config.out, dataset.name, method_name, seed)
-    result = {
-        "schema": store.SCHEMA,
-        "method": method_name,
-        "method_plugin": entry.plugin,
-        "method_description": entry.description,
-        "dataset": dataset.name,
-        "size": size,
-        "seed": seed,
-        "status": "ok",
-        "error": None,
-        "budget": config.budget.to_dict() | {"used": 0.0, "steps": 0},
-        "metrics": {},
-        "metric_details": {},
-        "timings": {},
-        "environment": environment(config.device),
-        "config": config.for_result(method_name, seed, size),
-        "data": {
-            "info": dataset.info(),
-            "train_images": len(train_set),
-            "test_images": len(test_set),
-            "dropped": {"train": train_set.dropped, "test": test_set.dropped},
-        },
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-    }
-    label = f"{method_name} seed {seed}"
-    try:
-        seed_everything(seed)
-        options = entry.cls.Options.from_dict(config.method_options.get(method_name, {}))
-        result["config"]["method_options"] = options.to_dict()
-        method = entry.cls(options, MethodContext(size=size, device=config.device, weights=weights))
-        result["parameters"] = method.parameter_counts()
-        sampler = BatchSampler(train_set.images, size=size, batch_size=options.batch_size, seed=seed,
-                               device=config.device, unpaired=method.unpaired)
-        record = train(method, sampler, config.budget, label=f"train {label}")
-        result["budget"].update(used=record.seconds if config.budget.kind == "time" else record.steps, steps=record.steps)
-        result["history"] = record.history()
-        result["timings"] = {
-            "train_s": record.seconds,
-            "steps": record.steps,
-            "train_images_per_s": record.images / record.seconds if record.seconds else None,
-        }
-        save_checkpoint(directory / "checkpoint.pt", method, method_name, dataset.name, record.steps)
-        preds, infer_s = colorize_uint8(method, test_set.images, batch_size=config.eval_batch_size, label=f"colorize {label}")
-        metrics, unavailable = build_metrics(metric_names, metric_context)
-        targets = test_set.images.to(config.device)
-        batches = (
-            (preds[i : i + config.eval_batch_size], targets[i : i + config.eval_batch_size])
-            for i in range(0, len(test_set), config.eval_batch_size)
-        )
-        details = unavailable | evaluate(batches, metrics, len(test_set), label=f"metrics {label}")
-        details = {name: details[name] for name in metric_names}
-        eval_s = infer_s + max((d.get("eval_s", 0.0) for d in details.values()), default=0.0)
-        result["timings"].update(
-            infer_s=infer_s, eval_s=eval_s,
-            infer_images_per_s=len(test_set) / infer_s if infer_s else None,
-            eval_images_per_s=len(test_set) / eval_s if eval_s else None,
-        )
-        result["per_image"] = {"names": test_set.names} | {
-            name: d.pop("per_image") for name, d in details.items() if "per_image" in d
-        }
-        result["metric_details"] = details
-        result["metrics"] = {name: d.get("value") for name, d in details.items()}
-        result["samples"] = save_samples(directory, preds, test_set, config.samples)
-    except Unavailable as error:
-        result.update(status="skipped", error=str(error))
-    except BenchError as error:
-        result.update(status="failed", error=str(error))
-    except Exception as error:  # a failing method is recorded, and the others go on
-        result.update(status="failed", error=f"{type(error).__name__}: {error}", traceback=traceback.format_exc())
-    if result["status"] != "ok":
-        log(f"{label}: {result['status']}: {result['error']}")
-    store.write_result(config.out, directory, result)
-    return result
-
-
-def save_samples(directory: Path, preds: torch.Tensor, test_set: ImageSet, count: int) -> list[dict]:
-    """A few test images as PNGs: the gray input, this method's output, the ground truth."""
-    folder = directory / "samples"
-    folder.mkdir(parents=True, exist_ok=True)
-    indices = sample_indices(count, len(test_set))
-    truth = test_set.images[indices]
-    gray = gray_uint8(truth)
-    samples = []
-    for k, index in enumerate(indices):
-        stem = f"{k:02d}-{store.safe_name(test_set.names[index])}"
-        files = {"gray": f"{stem}.gray.png", "pred": f"{stem}.pred.png", "truth": f"{stem}.truth.png"}
-        save_png(gray[k], folder / files["gray"])
-        save_png(preds[index], folder / files["pred"])
-        save_png(truth[k], folder / files["truth"])
-        samples.append({"name": test_set.names[index], "index": index} | {k2: f"samples/{v}" for k2, v in files.items()})
-    return samples

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from bench import registry
+from bench.store.results import find_runs
 
 ADVERSARIAL = ("pix2pix", "pix2pix-resnet18", "pix2pix-resnet18-scratch", "cyclegan-paired", "cyclegan-unpaired")
 
@@ -18,7 +19,7 @@ def test_run_all_methods_smoke(run_cli, tmp_path):
     printed = {r["method"]: r for r in json.loads(out)}
     assert set(ADVERSARIAL) <= set(printed) == set(registry.list_methods())
     for method in printed:
-        result = json.loads((tmp_path / "sample" / method / "seed0" / "result.json").read_text())
+        result = json.loads((find_runs(tmp_path, "sample", method, 0)[0] / "result.json").read_text())
         if method == "pix2pix-resnet18":
             assert result["status"] == "skipped"
             assert "ImageNet ResNet18 weights unavailable (put resnet18-f37072fd.pth at" in result["error"]
@@ -27,6 +28,6 @@ def test_run_all_methods_smoke(run_cli, tmp_path):
         assert result["status"] == "ok", (method, result["error"])
         assert result["budget"]["steps"] == 30 and result["metrics"]["psnr"] > 5
         if method in ADVERSARIAL:
-            assert (tmp_path / "sample" / method / "seed0" / "checkpoint.pt").is_file()
+            assert (find_runs(tmp_path, "sample", method, 0)[0] / "checkpoint.pt").is_file()
             losses = result["history"]["losses"]
             assert "G_L1" in losses or {"cycle_gray", "cycle_color"} <= set(losses)

@@ -12,6 +12,7 @@ import pytest
 
 from bench import registry
 from bench.errors import BenchError
+from bench.store.results import find_runs
 from bench.options import Options
 from bench.plugins import BUILTIN_ORIGIN
 
@@ -108,7 +109,7 @@ def test_external_plugin_is_listed_and_runs(external_plugin, tmp_path):
                     "--budget", "3steps", "--metrics", "psnr,mae-external", "-o", "hidden=4", "--out", out,
                     "--device", "cpu", "--json", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
-    result = json.loads((out / "sample" / "tiny-external" / "seed0" / "result.json").read_text())
+    result = json.loads((find_runs(out, "sample", "tiny-external", 0)[0] / "result.json").read_text())
     assert result["status"] == "ok" and result["method_plugin"] == "tiny-colorizer 0.3"
     assert result["budget"]["steps"] == 3 and result["config"]["method_options"]["hidden"] == 4
     assert result["metrics"]["mae-external"] > 0 and result["metrics"]["psnr"] > 5

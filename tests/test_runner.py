@@ -12,6 +12,7 @@ from PIL import Image
 from bench import registry
 from bench.api import Method, Unavailable, hookimpl
 from bench.plugins import get_plugin_manager
+from bench.store.results import find_runs
 
 
 @pytest.fixture
@@ -46,8 +47,15 @@ class NeedsWeights(Method):
         raise Unavailable("Example weights unavailable (put x.pth at /somewhere)")
 
 
+def folder(out, method, seed=0, dataset="sample"):
+    """The one run folder of ``method`` x ``seed`` (its config hash is not spelled out here)."""
+    found = find_runs(out, dataset, method, seed)
+    assert len(found) == 1, found
+    return found[0]
+
+
 def read(out, method, seed=0, dataset="sample"):
-    return json.loads((out / dataset / method / f"seed{seed}" / "result.json").read_text())
+    return json.loads((folder(out, method, seed, dataset) / "result.json").read_text())
 
 
 TINY = ("--dataset", "sample", "--size", "32", "--budget", "3steps", "--device", "cpu", "--metrics", "psnr,ssim")
@@ -69,12 +77,13 @@ def test_run_writes_complete_results_and_index(run_cli, tmp_path, extra_methods)
     for key in ("train_s", "eval_s", "train_images_per_s", "eval_images_per_s"):
         assert ok["timings"][key] > 0
     assert ok["environment"]["torch"] == torch.__version__ and ok["environment"]["device"].startswith("CPU")
-    assert ok["config"]["seed"] == 0 and ok["config"]["budget"] == "3steps"
+    assert ok["config"]["seed"] == 0 and ok["config"]["budget_label"] == "3steps"
+    assert ok["identity"]["budget"] == {"kind": "steps", "value": 3} and ok["identity"]["precision"] == "fp32"
     assert ok["config"]["method_options"]["batch_size"] == 16  # defaults recorded, not just overrides
-    assert (out / "sample" / "baseline" / "seed0" / "checkpoint.pt").is_file()
+    assert (folder(out, "baseline") / "checkpoint.pt").is_file()
     sample = ok["samples"][0]
     for kind in ("gray", "pred", "truth"):
-        image = Image.open(out / "sample" / "baseline" / "seed0" / sample[kind])
+        image = Image.open(folder(out, "baseline") / sample[kind])
         assert image.size == (32, 32)
     assert len(ok["history"]["step"]) == 3 and "L2" in ok["history"]["losses"]
 
@@ -83,8 +92,9 @@ def test_run_writes_complete_results_and_index(run_cli, tmp_path, extra_methods)
     assert read(out, "needs-weights")["error"] == "Example weights unavailable (put x.pth at /somewhere)"
 
     db = sqlite3.connect(out / "runs.sqlite")
-    rows = dict(db.execute("SELECT method, status FROM runs").fetchall())
+    rows = dict(db.execute("SELECT method, status FROM runs WHERE kind = 'method'").fetchall())
     assert rows == {"baseline": "ok", "exploding": "failed", "needs-weights": "skipped"}
+    assert db.execute("SELECT COUNT(*) FROM metrics WHERE path LIKE '%exploding%'").fetchone()[0] == 0
     psnr = db.execute("SELECT value FROM metrics WHERE path LIKE '%baseline%' AND name='psnr'").fetchone()[0]
     assert psnr == pytest.approx(ok["metrics"]["psnr"])
 
@@ -136,7 +146,7 @@ def test_bad_input_gives_one_line_error_and_writes_nothing(run_cli, tmp_path, ar
 def test_checkpoint_colorizes_own_photos_at_their_size(run_cli, tmp_path):
     out = tmp_path / "runs"
     assert run_cli("run", "--methods", "baseline", *TINY, "--out", out)[0] == 0
-    checkpoint = out / "sample" / "baseline" / "seed0" / "checkpoint.pt"
+    checkpoint = folder(out, "baseline") / "checkpoint.pt"
     photos = tmp_path / "photos"
     photos.mkdir()
     rng = np.random.default_rng(0)
@@ -171,7 +181,7 @@ def test_checkpoint_restores_the_trained_network(run_cli, tmp_path):
 
     out = tmp_path / "runs"
     assert run_cli("run", "--methods", "baseline", *TINY, "--out", out)[0] == 0
-    method, meta = load_checkpoint(out / "sample" / "baseline" / "seed0" / "checkpoint.pt")
+    method, meta = load_checkpoint(folder(out, "baseline") / "checkpoint.pt")
     assert meta["method"] == "baseline" and meta["size"] == 32 and meta["steps"] == 3
     ab = method.colorize(torch.zeros(1, 1, 32, 32))
     assert ab.shape == (1, 2, 32, 32)

@@ -15,8 +15,11 @@ from bench.errors import BenchError
 PRESETS = {
     "smoke": "30steps",  # a CPU demo: every method runs end to end in seconds
     "short": "5m",
-    "standard": "30m",
+    "standard": "15m",  # the default: every method trained well past its schedule's start on one GPU
 }
+DEFAULT = "standard"
+DEMO_PRESETS = {"smoke"}  # demos wherever they run
+GPU_PRESETS = {"short", "standard"}  # sized for a GPU: on a CPU they buy a demo's worth of training
 
 _UNITS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600}
 _PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(steps?|s|sec|m|min|h)\s*$", re.IGNORECASE)
@@ -60,3 +63,13 @@ class Budget:
 
     def to_dict(self) -> dict:
         return {"kind": self.kind, "value": self.value, "label": self.label}
+
+    def demo_reason(self, device_type: str) -> str | None:
+        """Why a run under this budget is only a demo, or None when it can be published."""
+        preset = self.label.lower()
+        if preset in DEMO_PRESETS:
+            return f"{preset} preset ({PRESETS[preset]}): a demo that shows the pipe works, not a benchmark"
+        if preset in GPU_PRESETS and device_type == "cpu":
+            return (f"CPU run of a GPU-sized budget ({preset} = {PRESETS[preset]}): the methods get a small "
+                    "fraction of the training a GPU gives them")
+        return None

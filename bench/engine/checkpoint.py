@@ -9,12 +9,13 @@ import torch
 from bench import registry
 from bench.errors import BenchError
 from bench.method import Method, MethodContext
+from bench.store.results import atomic_write
 
 FORMAT = "colorbench-checkpoint-1"
 
 
-def save_checkpoint(path: Path, method: Method, method_name: str, dataset: str, steps: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+def save_checkpoint(path: Path, method: Method, method_name: str, dataset: str, steps: int,
+                    run_key: str | None = None) -> None:
     payload = {
         "format": FORMAT,
         "method": method_name,
@@ -22,11 +23,10 @@ def save_checkpoint(path: Path, method: Method, method_name: str, dataset: str, 
         "size": method.size,
         "dataset": dataset,
         "steps": steps,
+        "run_key": run_key,
         "state": method.state_dict(),
     }
-    tmp = path.with_suffix(".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)
+    atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
 
 def load_checkpoint(path: Path, device="cpu", *, restore_training: bool = False) -> tuple[Method, dict]:

@@ -1,19 +1,41 @@
-"""The budgeted training loop: the only place the budget clock runs."""
+"""The budgeted training loop: the only place the budget clock runs.
+
+Shaped for a GPU: the loop never waits for the device on an ordinary step. Loss values stay on
+the device and are fetched every ``FLUSH_STEPS`` steps (or ``FLUSH_SECONDS``), all in one
+transfer; that is also where the clock synchronises, the divergence check reads its verdict, the
+progress bar moves and periodic checkpoints are written. Between flushes the clock predicts the
+time used from the last window, and close to the end of a time budget it synchronises every step,
+so the budget still lands within 1 % (or one step). Everything a step queues is paid for by the
+budget: the synchronisation at each flush charges queued work to the window that queued it.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 
 from bench.engine.budget import Budget
-from bench.data import BatchSampler
+from bench.errors import BenchError
 from bench.method import Method
 from bench.progress import progress_bar
 
 HISTORY_POINTS = 400  # loss curves are averaged into at most this many points
+FLUSH_STEPS = 50  # fetch losses (one transfer) and synchronise the clock at least this often...
+FLUSH_SECONDS = 2.0  # ...or after this much host time
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class Diverged(BenchError):
+    """A loss (or an output) became NaN or infinite: the run fails, it is never scored."""
+
+
+class Interrupted(Exception):
+    """A stop was requested (SIGTERM, Ctrl-C); the state was checkpointed first."""
 
 
 def synchronize(device: torch.device) -> None:
@@ -45,27 +67,110 @@ class TrainingRecord:
                 out["losses"][name].append(sum(values) / len(values) if values else None)
         return out
 
+    def state_dict(self) -> dict:
+        """Plain lists and numbers only, so it loads with ``weights_only=True``."""
+        return {"steps": self.steps, "seconds": self.seconds, "images": self.images,
+                "log": [[step, seconds, dict(losses)] for step, seconds, losses in self.log]}
 
-def train(method: Method, sampler: BatchSampler, budget: Budget, *, label: str = "train") -> TrainingRecord:
-    """Step ``method`` until the budget is spent; time counts only the steps (device-synchronised)."""
-    record = TrainingRecord()
+    @classmethod
+    def from_state(cls, state: dict) -> "TrainingRecord":
+        return cls(int(state["steps"]), float(state["seconds"]), int(state["images"]),
+                   [(int(s), float(t), dict(losses)) for s, t, losses in state["log"]])
+
+
+def autocast(device: torch.device, precision: str):
+    """Mixed precision for training steps only (metrics always run in fp32)."""
+    if precision not in PRECISIONS:
+        raise BenchError(f"precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
+    dtype = PRECISIONS[precision]
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
+
+
+class _Window:
+    """Steps since the last flush: their loss tensors and host time."""
+
+    def __init__(self):
+        self.entries: list[tuple[int, dict]] = []
+        self.start = time.perf_counter()
+
+    def fetch(self) -> list[tuple[int, dict[str, float]]]:
+        """Every loss of the window as floats, in one device-to-host transfer."""
+        tensors = [v for _, losses in self.entries for v in losses.values() if isinstance(v, torch.Tensor)]
+        values = iter(torch.stack([t.detach().reshape(()).float().to(tensors[0].device) for t in tensors]).tolist()
+                      if tensors else [])
+        return [(step, {name: next(values) if isinstance(v, torch.Tensor) else float(v) for name, v in losses.items()})
+                for step, losses in self.entries]
+
+
+def check_finite(entries: list[tuple[int, dict[str, float]]]) -> None:
+    for step, losses in entries:
+        for name, value in losses.items():
+            if not math.isfinite(value):
+                raise Diverged(f"diverged: non-finite {name} at step {step}")
+
+
+def train(method: Method, sampler, budget: Budget, *, label: str = "train", record: TrainingRecord | None = None,
+          precision: str = "fp32", on_checkpoint: Callable[[TrainingRecord], None] | None = None,
+          checkpoint_every: float = math.inf, should_stop: Callable[[], bool] = lambda: False) -> TrainingRecord:
+    """Step ``method`` until the budget is spent, continuing ``record`` when resuming.
+
+    ``on_checkpoint(record)`` is called every ``checkpoint_every`` seconds of training and before
+    raising :class:`Interrupted` when ``should_stop()`` turns true. Raises :class:`Diverged` at the
+    first flush that sees a non-finite loss.
+    """
+    record = record or TrainingRecord()
     device = method.device
-    step_seconds = 0.0
-    total = budget.value if budget.kind == "steps" else None
+    step_autocast = autocast(device, precision)
+    last_checkpoint = record.seconds
+    window_step_s = 0.0  # mean step time of the last flushed window: predicts the clock between flushes
     method.train_mode()  # once: modes are not set per step
     synchronize(device)
+    window = _Window()
+
+    def flush(advance) -> None:
+        nonlocal window, window_step_s, last_checkpoint
+        synchronize(device)  # charges every queued kernel to this window
+        elapsed = time.perf_counter() - window.start
+        entries = window.fetch()
+        if entries:
+            window_step_s = elapsed / len(entries)
+        first_seconds = record.seconds
+        for k, (step, losses) in enumerate(entries, start=1):
+            record.log.append((step, first_seconds + elapsed * k / len(entries), losses))
+        record.seconds = first_seconds + elapsed
+        check_finite(entries)
+        if entries:
+            shown = " ".join(f"{k}={v:.3f}" for k, v in entries[-1][1].items())
+            advance(len(entries) if budget.kind == "steps" else elapsed, info=shown)
+        if on_checkpoint and record.seconds - last_checkpoint >= checkpoint_every:
+            on_checkpoint(record)
+            last_checkpoint = record.seconds
+        window = _Window()  # the bookkeeping above is not charged to the budget
+
     with progress_bar(label, total=budget.value, unit_column=budget.kind == "steps") as advance:
-        while not budget.done(record.steps, record.seconds, step_seconds):
-            start = time.perf_counter()
+        while True:
+            host_s = time.perf_counter() - window.start
+            # Predicted training time so far; exact on a CPU (steps run synchronously there).
+            used = record.seconds + max(host_s, len(window.entries) * window_step_s)
+            last_step_s = window_step_s if window.entries else (record.log[-1][1] - record.log[-2][1]
+                                                                if len(record.log) > 1 else 0.0)
+            if budget.done(record.steps, used, last_step_s):
+                break
+            if should_stop():
+                flush(advance)
+                if on_checkpoint:
+                    on_checkpoint(record)
+                raise Interrupted(f"stopped at step {record.steps}")
             batch = sampler.next()
-            losses = method.step(batch, budget.progress(record.steps, record.seconds))
-            synchronize(device)
-            step_seconds = time.perf_counter() - start
-            record.seconds += step_seconds
+            with step_autocast:
+                losses = method.step(batch, budget.progress(record.steps, used))
             record.steps += 1
             record.images += len(batch)
-            values = {name: float(value) for name, value in losses.items()}
-            record.log.append((record.steps, record.seconds, values))
-            shown = " ".join(f"{k}={v:.3f}" for k, v in values.items())
-            advance(1 if total else step_seconds, info=shown)
+            window.entries.append((record.steps, losses))
+            near_end = budget.kind == "time" and used + 2 * FLUSH_STEPS * window_step_s >= budget.value
+            if len(window.entries) >= FLUSH_STEPS or host_s >= FLUSH_SECONDS or near_end:
+                flush(advance)
+        flush(advance)
     return record

@@ -122,3 +122,17 @@ def check(out: Path) -> dict:
     finally:
         connection.close()
     return {"files": len(files), "rows": len(rows), "missing": sorted(files - rows), "stale": sorted(rows - files)}
+
+
+def remove(out: Path, folder: Path) -> None:
+    """Drop a run folder's row (its result file is being replaced)."""
+    key = Path(folder).resolve().relative_to(Path(out).resolve()).as_posix()
+    connection = connect(out)
+    try:
+        def write():
+            with connection:
+                connection.execute("DELETE FROM runs WHERE path = ?", (key,))
+                connection.execute("DELETE FROM metrics WHERE path = ?", (key,))
+        _retry(write)
+    finally:
+        connection.close()

@@ -29,6 +29,12 @@ def run_dir(out: Path, dataset: str, method: str, seed: int) -> Path:
     return Path(out) / safe_name(dataset) / safe_name(method) / f"seed{seed}"
 
 
+def find_runs(out: Path, dataset: str, method: str, seed: int | None = None) -> list[Path]:
+    """The run folders of ``method`` on ``dataset`` under ``out`` (every config; one seed or all)."""
+    pattern = f"*/seed{seed}" if seed is not None else "*/seed*"
+    return sorted(p for p in (Path(out) / safe_name(dataset) / safe_name(method)).glob(pattern) if p.is_dir())
+
+
 def clean(value):
     """JSON without NaN/Infinity (not valid JSON): they become null."""
     if isinstance(value, float) and not math.isfinite(value):
