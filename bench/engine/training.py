@@ -170,7 +170,8 @@ def train(method: Method, sampler, budget: Budget, *, label: str = "train", reco
             record.images += len(batch)
             window.entries.append((record.steps, losses))
             near_end = budget.kind == "time" and used + 2 * FLUSH_STEPS * window_step_s >= budget.value
-            if len(window.entries) >= FLUSH_STEPS or host_s >= FLUSH_SECONDS or near_end:
+            checkpoint_due = on_checkpoint is not None and used - last_checkpoint >= checkpoint_every
+            if len(window.entries) >= FLUSH_STEPS or host_s >= FLUSH_SECONDS or near_end or checkpoint_due:
                 flush(advance)
         flush(advance)
     return record
