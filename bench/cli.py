@@ -147,6 +147,7 @@ def cmd_run(args) -> int:
         force=args.force,
         fresh=args.fresh,
         checkpoint_every=args.checkpoint_every * 60,
+        compile_mode=args.compile,
     )
     results = run_benchmark(config)
     for r in results:
@@ -356,6 +357,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, default=8, help="sample colorizations kept per run (default: 8)")
     p.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp16", "fp32"],
                    help="training precision (autocast); metrics always run in fp32 (default: auto = bf16 on CUDA, fp32 on CPU)")
+    p.add_argument("--compile", nargs="?", const="max-autotune-no-cudagraphs", default=None, metavar="MODE",
+                   help="torch.compile every method's networks (MODE: default, max-autotune-no-cudagraphs (the "
+                   "default when given alone), reduce-overhead); compile time is recorded, not charged to the budget")
     p.add_argument("--force", action="store_true", help="run finished runs again, replacing their results (said in the log)")
     p.add_argument("--fresh", action="store_true", help="start interrupted runs over instead of resuming them")
     p.add_argument("--checkpoint-every", type=float, default=5.0, metavar="MINUTES",

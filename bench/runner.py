@@ -25,6 +25,7 @@ import torch
 from bench import registry
 from bench.data import cache_dir, load_split, train_load_size
 from bench.engine.budget import Budget
+from bench.engine.probe import COMPILE_MODES
 from bench.engine.execute import REFERENCES, RunContext, execute_reference, execute_run
 from bench.engine.training import PRECISIONS, Interrupted
 from bench.environment import device_name
@@ -58,6 +59,7 @@ class RunConfig:
     force: bool = False  # run finished runs again, replacing their results
     fresh: bool = False  # ignore resume states: interrupted runs start over
     checkpoint_every: float = DEFAULT_CHECKPOINT_EVERY
+    compile_mode: str | None = None  # torch.compile every method's networks with this mode
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
@@ -98,6 +100,8 @@ def validate(config: RunConfig) -> None:
     if not config.checkpoint_every > 0:
         raise BenchError(f"--checkpoint-every: must be positive, got {config.checkpoint_every}")
     resolve_precision(config.precision, config.device)
+    if config.compile_mode is not None and config.compile_mode not in COMPILE_MODES:
+        raise BenchError(f"--compile {config.compile_mode!r}: choose one of {', '.join(COMPILE_MODES)}")
     registry.datasets().get(config.dataset)
     for metric in config.metrics or []:
         registry.metrics().get(metric)
@@ -131,6 +135,7 @@ def prepare(config: RunConfig) -> RunContext:
         metric_context=metric_context, metric_names=config.metrics or registry.list_metrics(),
         device=config.device, budget=config.budget, out=Path(config.out), eval_batch_size=config.eval_batch_size,
         samples=config.samples, checkpoint_every=config.checkpoint_every, force=config.force, fresh=config.fresh,
+        compile_mode=config.compile_mode,
     )
 
 

@@ -188,3 +188,45 @@ def test_demo_runs_are_flagged(run_cli, tmp_path):
     assert "smoke preset" in json.loads(stdout)[0]["demo"]
     code, stdout, _ = run_cli("run", "--methods", "baseline", *TINY, "--budget", "3steps", "--out", out, "--json")
     assert json.loads(stdout)[0]["demo"] is None
+
+
+def test_probe_measures_without_changing_training():
+    from bench.data import BatchSampler
+    from bench.engine.budget import Budget
+    from bench.engine.probe import probe
+    from bench.engine.training import train
+
+    images = torch.randint(0, 256, (6, 3, 36, 36), dtype=torch.uint8)
+
+    def trained(with_probe: bool):
+        torch.manual_seed(0)
+        method = registry.create_method("pix2pix", size=32, batch_size=2)
+        sampler = BatchSampler(images, size=32, batch_size=2, seed=0, device="cpu")
+        probed = probe(method, sampler) if with_probe else {}
+        train(method, sampler, Budget.parse("3steps"))
+        return method.G.state_dict(), probed
+
+    plain, _ = trained(False)
+    probed_state, probed = trained(True)
+    assert probed["flops_per_step"] > 1e8 and probed["data_s_per_batch"] > 0
+    assert all(torch.equal(plain[k], probed_state[k]) for k in plain)
+
+
+def test_compile_is_applied_by_the_harness_and_not_charged(run_cli, tmp_path, monkeypatch):
+    compiled = []
+    original = torch.nn.Module.compile
+
+    def eager_compile(self, **kwargs):  # the harness's path, with dynamo's eager backend (seconds, not minutes)
+        compiled.append(kwargs.get("mode"))
+        original(self, backend="eager")
+
+    monkeypatch.setattr(torch.nn.Module, "compile", eager_compile)
+    code, stdout, err = run_cli("run", "--methods", "baseline", *TINY, "--budget", "2steps", "--compile", "default",
+                                "--out", tmp_path, "--json")
+    assert code == 0, err
+    timings = json.loads(stdout)[0]["timings"]
+    assert compiled == ["default"] and timings["compile"] == "default" and timings["compile_s"] > 0
+    assert timings["train_s"] < timings["compile_s"] + timings["train_s"]  # recorded apart from the budget
+    code, _, err = run_cli("run", "--methods", "baseline", *TINY, "--budget", "2steps", "--compile", "fastest",
+                           "--out", tmp_path / "x")
+    assert code == 2 and "--compile 'fastest'" in err

@@ -27,6 +27,7 @@ from bench.color import float_to_uint8, normalized_lab_to_rgb, rgb_to_normalized
 from bench.data import BatchSampler, ImageSet
 from bench.engine.budget import Budget
 from bench.engine.checkpoint import save_checkpoint
+from bench.engine.probe import probe, utilisation
 from bench.engine.resume import RESUME_FILE, load_resume, save_resume
 from bench.engine.training import Diverged, Interrupted, train
 from bench.environment import environment
@@ -60,6 +61,7 @@ class RunContext:
     checkpoint_every: float = 300.0
     force: bool = False
     fresh: bool = False
+    compile_mode: str | None = None  # torch.compile mode for every method's networks (None: eager)
     should_stop: object = field(default=lambda: False)
 
 
@@ -151,6 +153,7 @@ def execute_run(identity: RunIdentity, context: RunContext) -> dict:
             record = load_resume(resume_path, identity.run_key, method, sampler)
             action = f"resumed at step {record.steps}"
         log(f"{label}: {action}" + ("" if record is None else f" ({record.seconds:.1f} s of the budget used)"))
+        probed = probe(method, sampler, precision=identity.precision, compile_mode=context.compile_mode)
 
         def checkpoint(state):
             save_resume(resume_path, identity.run_key, method, sampler, state)
@@ -166,6 +169,9 @@ def execute_run(identity: RunIdentity, context: RunContext) -> dict:
             "steps": record.steps,
             "steps_per_s": record.steps / record.seconds if record.seconds else None,
             "train_images_per_s": record.images / record.seconds if record.seconds else None,
+            **probed,
+            **utilisation(probed, steps=record.steps, seconds=record.seconds,
+                          device_name=result["hardware"]["device"], precision=identity.precision),
         }
         save_checkpoint(folder / CHECKPOINT_FILE, method, identity.method, identity.dataset, record.steps,
                         run_key=identity.run_key)
