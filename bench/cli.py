@@ -242,7 +242,13 @@ def describe_metric(detail: dict) -> str:
 def cmd_report(args) -> int:
     from bench.reports import render_site
 
-    site = render_site([Path(p) for p in args.runs], Path(args.out))
+    verdicts = _split_list(args.verdicts) if args.verdicts is not None else []
+    if args.verdicts is not None and not verdicts:
+        raise BenchError(f"--verdicts {args.verdicts!r}: give one or more metric names, e.g. --verdicts psnr,ssim")
+    if args.rank_by is not None and not args.rank_by.strip():
+        raise BenchError("--rank-by '': give a metric name, e.g. --rank-by lpips")
+    site = render_site([Path(p) for p in args.runs], Path(args.out),
+                       rank_by=args.rank_by.strip() if args.rank_by else None, verdicts=verdicts)
     print(site / "index.html")
     return 0
 
@@ -380,6 +386,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="render the HTML leaderboard site from runs folders")
     p.add_argument("--runs", nargs="+", default=["runs"], help="one or more runs folders to merge (default: runs)")
     p.add_argument("--out", default="site", help="site folder (default: ./site)")
+    p.add_argument("--rank-by", default=None, metavar="METRIC",
+                   help="the metric every board is ranked by; it needs a direction (default: lpips; a board "
+                   "without its values falls back to the first metric with one, and says so)")
+    p.add_argument("--verdicts", default=None, metavar="METRIC[,METRIC]",
+                   help="also show pairwise verdicts (paired bootstrap) on these metrics, e.g. psnr,colourfulness")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("colorize", help="colorize your own photos with a trained checkpoint",

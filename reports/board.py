@@ -1,101 +1,52 @@
-"""Leaderboards: runs grouped into boards, seeds aggregated per method, ranked, best values marked.
+"""Leaderboards: runs grouped into boards, seeds merged into rows, ranked with ties, references attached.
 
-A board is one (dataset, image size, budget); a row is one method with its seeds aggregated:
+A board compares like with like: one (dataset, dataset options, image size, budget, hardware class,
+precision). A row is one method with one set of changed options (options that differ from the
+method's defaults are shown on it); its seeds merge into it (mean, std across seeds and 95 % CI as
+``bench.reports.cells`` computes them).
 
-- mean: the mean over the seeds that produced the metric;
-- std: the sample standard deviation (ddof=1) across those seeds, when there are two or more;
-- 95 % CI: for one seed, that run's own percentile-bootstrap interval over test images; for
-  several, the same bootstrap over the per-image values averaged across seeds (so it measures
-  test-set uncertainty, and std measures seed-to-seed spread). A set-level metric without
-  per-image values (e.g. FID) over several seeds gets no CI, only the std.
+Reference rows (gray input, ground truth) of the same test images join every such board; they are
+scored like methods but never ranked, never marked best, and sit where their value falls.
 
-Ranking: by the primary metric, the first metric column (in the order the runs recorded them,
-``psnr`` for built-in runs) that has a direction and at least one value; methods without a
-value follow by name, then failed, then skipped methods. Every column stays sortable in the page.
+Ranking: by one metric per board, ``--rank-by`` (default LPIPS); when it has no values on a board,
+the first metric with a direction and a value, and the board says so. Ranks and ties come from the
+paired bootstrap (``bench.reports.verdicts``); each method is also checked against the gray input.
+Methods without a value follow by name, then failed, interrupted and skipped ones.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
-from bench.stats import aggregate_seeds, bootstrap_ci
+from bench.reports import findings as claims
+from bench.reports.cells import STAT_COLUMNS, Cell, Column, budget_text, metric_cell, metric_columns, stat_values
+from bench.reports.runs import Run, as_text, options_text
+from bench.reports.verdicts import Comparison, all_pairs, compare, rank_with_ties, row_sample, untested_summary
+from bench.stats import aggregate_seeds
 from bench.store import safe_name
-from bench.reports.runs import Run, as_list, as_number, as_text
 
-
-def fmt(value, digits: int = 4) -> str:
-    """Stable short text for a number: 4 significant digits, no exponent below 10**digits."""
-    if value is None:
-        return "—"
-    if abs(value) >= 10**digits:
-        return f"{value:.0f}"
-    return f"{value:.{digits}g}"
-
-
-def budget_text(budget: dict) -> str:
-    kind, value, label = budget.get("kind"), as_number(budget.get("value")), as_text(budget.get("label"))
-    if value is None:
-        canonical = ""
-    elif kind == "steps":
-        canonical = f"{value:.0f} steps"
-    else:
-        canonical = f"{fmt(value)} s"
-    if label and canonical and label != canonical:
-        return f"{label} ({canonical})"
-    return label or canonical or "unknown budget"
-
-
-@dataclass
-class Column:
-    name: str
-    higher_is_better: bool | None = None
-    description: str = ""
-    settings: list[str] = field(default_factory=list)
-    n_images: list[int] = field(default_factory=list)
-
-    @property
-    def arrow(self) -> str:
-        return {True: "↑", False: "↓"}.get(self.higher_is_better, "")
-
-    @property
-    def first_sort(self) -> str:
-        """The direction a first click sorts in: best first."""
-        return "ascending" if self.higher_is_better is False else "descending"
-
-
-@dataclass
-class Cell:
-    status: str  # ok | unavailable | failed | missing
-    mean: float | None = None
-    std: float | None = None
-    ci95: list[float] | None = None
-    n_seeds: int = 0
-    reason: str | None = None
-    warnings: list[str] = field(default_factory=list)
-    best: bool = False
-    note: str | None = None  # explained under the table...
-    footnote: int | None = None  # ...as note number ``footnote`` (numbered in display order)
-
-    @property
-    def text(self) -> str:
-        return fmt(self.mean) if self.status == "ok" else ("—" if self.status == "missing" else self.status)
-
-    @property
-    def sort_value(self) -> str:
-        return repr(self.mean) if self.mean is not None else ""
+DEFAULT_RANK_BY = "lpips"
+STATUS_ORDER = {"failed": 2, "interrupted": 3, "skipped": 4}
 
 
 @dataclass
 class Row:
     method: str
+    label: str  # method (changed options)
     slug: str
     runs: list[Run]
     status: str
     reason: str | None
     cells: dict[str, Cell]
     stats: dict[str, Cell]
+    kind: str = "method"  # "method" | "reference"
     rank: int | None = None
+    tied_with: list[str] = field(default_factory=list)
+    vs_gray: Comparison | None = None
+
+    @property
+    def is_reference(self) -> bool:
+        return self.kind == "reference"
 
     @property
     def ok_runs(self) -> list[Run]:
@@ -106,27 +57,77 @@ class Row:
         return [r.seed for r in self.runs]
 
     @property
+    def changed_options(self) -> dict:
+        return self.runs[0].changed_options
+
+    @property
+    def options_text(self) -> str:
+        return options_text(self.changed_options)
+
+    @property
     def description(self) -> str:
         return next((as_text(r.raw.get("method_description")) for r in self.runs if r.raw.get("method_description")), "")
+
+    @property
+    def plugin(self) -> str:
+        """The distribution (and version) the method came from; built-ins carry colorbench's version."""
+        for run in self.runs:
+            plugin = as_text(run.raw.get("method_plugin"))
+            if plugin:
+                version = as_text(run.section("environment").get("colorbench"))
+                return f"{plugin}, colorbench {version}" if "built-in" in plugin and version else plugin
+        return ""
+
+    @property
+    def gray_mark(self) -> str:
+        """vs the gray input on the ranked metric: better | worse | tied | "" (not compared)."""
+        c = self.vs_gray
+        if c is None or not c.comparable or c.higher_is_better is None:
+            return ""
+        return "tied" if c.sign == 0 else ("better" if c.better == c.left else "worse")
 
 
 @dataclass
 class Board:
     dataset: str
+    dataset_options: dict
     size: int | None
     budget: dict
+    hardware: str
+    precision: str
     slug: str
     columns: list[Column]
     stat_columns: list[Column]
-    rows: list[Row]
-    primary: str | None
+    rows: list[Row]  # ranked methods with the references where their value falls, then the rest
+    rank_by: str | None  # the metric the board is ranked by
+    rank_note: str | None  # why it is not the requested one
     footnotes: list[str]
     notes: list[str]  # about the board as a whole (e.g. merged duplicates)
     runs: list[Run]
+    demo: list[str] = field(default_factory=list)  # why (some of) its runs are only demos
+    verdicts: dict[str, list[Comparison]] = field(default_factory=dict)  # metric -> every pair of methods
+    verdict_notes: list[str] = field(default_factory=list)
+    findings: list = field(default_factory=list)  # bench.reports.findings.Finding
 
     @property
     def budget_text(self) -> str:
         return budget_text(self.budget)
+
+    @property
+    def method_rows(self) -> list[Row]:
+        return [r for r in self.rows if not r.is_reference]
+
+    @property
+    def reference_rows(self) -> list[Row]:
+        return [r for r in self.rows if r.is_reference]
+
+    @property
+    def rank_column(self) -> Column | None:
+        return next((c for c in self.columns if c.name == self.rank_by), None)
+
+    @property
+    def has_gray(self) -> bool:
+        return any(r.runs[0].reference == "gray" for r in self.reference_rows)
 
     def numbered_notes(self, row: Row | None = None) -> list[tuple[int, str]]:
         """(number, text) of the notes under the table; only those a row's cells refer to, given a row."""
@@ -136,100 +137,35 @@ class Board:
     @property
     def title(self) -> str:
         size = f"{self.size}px" if self.size is not None else "size unknown"
-        return f"{self.dataset} · {size} · budget {self.budget_text}"
+        options = f" ({options_text(self.dataset_options)})" if self.dataset_options else ""
+        return f"{self.dataset}{options} · {size} · budget {self.budget_text} · {self.hardware} · {self.precision}"
 
 
-STAT_COLUMNS = [
-    Column("steps", description="training steps taken within the budget"),
-    Column("train img/s", description="training images per second"),
-    Column("infer img/s", description="test images colorized per second"),
-]
-
-
-def _stat_values(run: Run) -> dict[str, float | None]:
-    timings = run.section("timings")
-    return {
-        "steps": as_number(run.budget.get("steps", timings.get("steps"))),
-        "train img/s": as_number(timings.get("train_images_per_s")),
-        "infer img/s": as_number(timings.get("infer_images_per_s")),
-    }
-
-
-def _columns(runs: list[Run]) -> list[Column]:
-    columns: dict[str, Column] = {}
-    for run in sorted(runs, key=lambda r: r.sort_key):
-        for name, detail in run.metric_details.items():
-            column = columns.setdefault(name, Column(name))
-            if column.higher_is_better is None and isinstance(detail.get("higher_is_better"), bool):
-                column.higher_is_better = detail["higher_is_better"]
-            column.description = column.description or as_text(detail.get("description")) or ""
-            settings = as_text(detail.get("settings"))
-            if settings and settings not in column.settings:
-                column.settings.append(settings)
-            n = detail.get("n")
-            if isinstance(n, int) and n not in column.n_images:
-                column.n_images.append(n)
-    return list(columns.values())
-
-
-def _seed_ci(name: str, runs: list[Run]) -> list[float] | None:
-    """The per-image bootstrap CI of the seed-averaged values (see the module docstring)."""
-    if len(runs) == 1:
-        ci = as_list(runs[0].metric_details[name].get("ci95"))
-        return [float(v) for v in ci] if len(ci) == 2 and None not in map(as_number, ci) else None
-    per_image = [r.per_image(name) for r in runs]
-    names = [r.image_names() for r in runs]
-    if any(v is None for v in per_image) or len({len(v) for v in per_image}) != 1 or any(n != names[0] for n in names):
-        return None
-    averaged = [math.fsum(values) / len(values) for values in zip(*per_image)]
-    return bootstrap_ci(averaged)
-
-
-def _metric_cell(column: Column, ok_runs: list[Run]) -> Cell:
-    entries = [(r, r.metric_details.get(column.name)) for r in ok_runs]
-    scored = [r for r, d in entries if d and d["status"] == "ok"]
-    problems = [(r, d) for r, d in entries if not d or d["status"] != "ok"]
-    if not scored:
-        status = next((d["status"] for _, d in problems if d), "missing")
-        reasons = list(dict.fromkeys(as_text(d.get("reason")) or "" for _, d in problems if d and d["status"] == status))
-        reason = "; ".join(r for r in reasons if r) or ("not recorded" if status == "missing" else "no reason given")
-        return Cell(status, reason=reason, note=f"{column.name} {status}: {reason}" if ok_runs else None)
-    stats = aggregate_seeds(r.metric_details[column.name]["value"] for r in scored)
-    warnings = list(dict.fromkeys(
-        as_text(r.metric_details[column.name].get("warning")) for r in scored if r.metric_details[column.name].get("warning")
-    ))
-    cell = Cell("ok", mean=stats["mean"], std=stats["std"], ci95=_seed_ci(column.name, scored),
-                n_seeds=stats["n"], warnings=warnings)
-    notes = [f"{column.name}: {w}" for w in warnings]
-    if problems:
-        missing = ", ".join(f"seed {r.seed}: {d['status'] if d else 'not computed'}" for r, d in problems)
-        notes.append(f"{column.name}: computed on {len(scored)} of {len(ok_runs)} seeds ({missing})")
-    cell.note = "; ".join(notes) or None
-    return cell
-
-
-def _row(method: str, slug: str, runs: list[Run], columns: list[Column]) -> Row:
+def _row(runs: list[Run], slug: str, columns: list[Column]) -> Row:
     ok_runs = [r for r in runs if r.status == "ok"]
     problems = [r for r in runs if r.status != "ok"]
-    reasons = "; ".join(dict.fromkeys(f"seed {r.seed} {r.status}: {r.error or 'no reason given'}" for r in problems))
+    seed = lambda r: f"seed {r.seed} " if r.seed is not None else ""  # noqa: E731 (references have no seed)
+    reasons = "; ".join(dict.fromkeys(f"{seed(r)}{r.status}: {r.error or 'no reason given'}" for r in problems))
     if ok_runs:
         status = "ok"
     else:
-        status = "skipped" if all(r.status == "skipped" for r in runs) else "failed"
+        statuses = {r.status for r in runs}
+        status = statuses.pop() if len(statuses) == 1 else "failed"
     stats = {}
     for column in STAT_COLUMNS:
-        values = [v for v in (_stat_values(r)[column.name] for r in ok_runs) if v is not None]
+        values = [v for v in (stat_values(r)[column.name] for r in ok_runs) if v is not None]
         aggregate = aggregate_seeds(values)
         stats[column.name] = Cell("ok" if values else "missing", mean=aggregate["mean"], std=aggregate["std"],
                                   n_seeds=aggregate["n"])
-    cells = {c.name: _metric_cell(c, ok_runs) for c in columns}
-    return Row(method, slug, runs, status, reasons or None, cells, stats)
+    cells = {c.name: metric_cell(c, ok_runs) for c in columns}
+    first = runs[0]
+    return Row(first.method, first.label, slug, runs, status, reasons or None, cells, stats, kind=first.kind)
 
 
 def _mark_best(columns: list[Column], rows: list[Row]) -> None:
-    """Best per column; ties at the displayed precision are all marked."""
+    """Best per column among methods (never a reference); ties at the displayed precision are all marked."""
     for column in columns:
-        cells = [row.cells[column.name] for row in rows if row.cells[column.name].status == "ok"]
+        cells = [row.cells[column.name] for row in rows if not row.is_reference and row.cells[column.name].status == "ok"]
         if column.higher_is_better is None or not cells:
             continue
         pick = max if column.higher_is_better else min
@@ -238,24 +174,82 @@ def _mark_best(columns: list[Column], rows: list[Row]) -> None:
             cell.best = cell.text == best_text
 
 
-def _rank(rows: list[Row], primary: Column | None) -> list[Row]:
-    def key(row: Row):
-        cell = row.cells.get(primary.name) if primary else None
-        if row.status != "ok":
-            return (2 if row.status == "failed" else 3, 0.0, row.method)
-        if cell is None or cell.mean is None:
-            return (1, 0.0, row.method)
-        return (0, -cell.mean if primary.higher_is_better else cell.mean, row.method)
+def _has_value(rows: list[Row], column: Column) -> bool:
+    return any(r.cells[column.name].mean is not None for r in rows if not r.is_reference)
 
-    ranked = sorted(rows, key=key)
-    for position, row in enumerate(ranked, start=1):
-        cell = row.cells.get(primary.name) if primary else None
-        row.rank = position if cell is not None and cell.mean is not None else None
-    return ranked
+
+def choose_rank_metric(columns: list[Column], rows: list[Row], requested: str) -> tuple[Column | None, str | None]:
+    """The board's ranking metric and, when it is not ``requested``, why (said on the board)."""
+    wanted = next((c for c in columns if c.name == requested), None)
+    if wanted is not None and wanted.higher_is_better is not None and _has_value(rows, wanted):
+        return wanted, None
+    fallback = next((c for c in columns if c.higher_is_better is not None and _has_value(rows, c)), None)
+    if wanted is None:
+        why = "not recorded by these runs"
+    else:
+        reasons = [r.cells[requested].reason for r in rows if not r.is_reference and r.cells[requested].reason]
+        why = f"{wanted.name} {reasons[0]}" if reasons else "no values"
+    if fallback is None:
+        return None, f"{requested} has no values on this board ({why}), and no other metric with a direction has"
+    return fallback, f"{requested} has no values on this board ({why}), so it is ranked by {fallback.name} instead"
+
+
+def _order_key(column: Column | None):
+    def key(row: Row):
+        cell = row.cells.get(column.name) if column else None
+        if row.status != "ok":
+            return (STATUS_ORDER.get(row.status, 2), 0.0, row.is_reference, row.label)
+        if cell is None or cell.mean is None:
+            return (1, 0.0, row.is_reference, row.label)
+        return (0, -cell.mean if column.higher_is_better else cell.mean, row.is_reference, row.label)
+    return key
+
+
+def _rank(rows: list[Row], column: Column | None) -> tuple[list[Row], list[Comparison]]:
+    """Rows in display order (references where their value falls); ranks and ties of the methods set."""
+    ordered = sorted(rows, key=_order_key(column))
+    if column is None:
+        return ordered, []
+    ranked = [r for r in ordered if not r.is_reference and r.status == "ok" and r.cells[column.name].mean is not None]
+    entries = [(r.label, row_sample(r.ok_runs, column.name)) for r in ranked]
+    comparisons = all_pairs(column.name, column.higher_is_better, entries)
+    ranks, ties = rank_with_ties([r.label for r in ranked], [r.cells[column.name].mean for r in ranked],
+                                 column.higher_is_better, comparisons)
+    gray = next((r for r in rows if r.is_reference and r.runs[0].reference == "gray"), None)
+    gray_sample = (gray.label, row_sample(gray.ok_runs, column.name)) if gray else None
+    for row, rank, entry in zip(ranked, ranks, entries):
+        row.rank, row.tied_with = rank, ties[row.label]
+        if gray_sample:
+            row.vs_gray = compare(column.name, column.higher_is_better, entry, gray_sample)
+    return ordered, comparisons
+
+
+def _verdicts(columns: list[Column], rows: list[Row], rank_column: Column | None, ranked_pairs: list[Comparison],
+              extra: list[str]) -> tuple[dict[str, list[Comparison]], list[str]]:
+    out, notes = {}, []
+    if rank_column is not None:
+        out[rank_column.name] = ranked_pairs
+    methods = [r for r in rows if not r.is_reference and r.status == "ok"]
+    for name in extra:
+        column = next((c for c in columns if c.name == name), None)
+        if name in out:
+            continue
+        if column is None or not _has_value(rows, column):
+            notes.append(f"verdicts on {name}: no values on this board")
+            continue
+        present = [r for r in methods if r.cells[name].mean is not None]
+        out[name] = all_pairs(name, column.higher_is_better, [(r.label, row_sample(r.ok_runs, name)) for r in present])
+    for name, pairs in out.items():
+        untested = [c for c in pairs if not c.comparable]
+        if untested:
+            reasons = untested_summary(untested)
+            ordered = " (ranked by their means)" if rank_column is not None and name == rank_column.name else ""
+            notes.append(f"{name}: {len(untested)} of {len(pairs)} pairs could not be compared{ordered}: {reasons}")
+    return out, notes
 
 
 def _number_notes(rows: list[Row], columns: list[Column]) -> list[str]:
-    """Number the cells' notes in reading order (ranked rows, left to right); equal notes share a number."""
+    """Number the cells' notes in reading order (rows, left to right); equal notes share a number."""
     notes: list[str] = []
     for row in rows:
         for column in columns:
@@ -277,32 +271,52 @@ def unique_slug(text: str, taken: set[str]) -> str:
     return slug
 
 
-def build_boards(runs: list[Run], merge_notes: dict[tuple, list[str]]) -> list[Board]:
+def _board(runs: list[Run], references: list[Run], notes: list[str], rank_by: str,
+           verdict_metrics: list[str], board_slugs: set[str]) -> Board:
+    first = runs[0]
+    columns = metric_columns(runs + references)
+    by_row: dict[tuple, list[Run]] = {}
+    for run in sorted(runs, key=lambda r: r.sort_key) + sorted(references, key=lambda r: r.sort_key):
+        by_row.setdefault((run.kind,) + run.row_key, []).append(run)
+    slugs: set[str] = set()
+    rows = [_row(rs, unique_slug(rs[0].label, slugs), columns) for rs in by_row.values()]
+    rank_column, rank_note = choose_rank_metric(columns, rows, rank_by)
+    _mark_best(columns, rows)
+    rows, ranked_pairs = _rank(rows, rank_column)
+    verdicts, verdict_notes = _verdicts(columns, rows, rank_column, ranked_pairs, verdict_metrics)
+    by_method: dict[str, list[tuple[str, list[Run]]]] = {}
+    for row in rows:
+        if not row.is_reference and row.status == "ok":
+            by_method.setdefault(row.method, []).append((row.label, row.ok_runs))
+    size = f"{first.size}px" if first.size is not None else "any"
+    budget = first.budget.get("label") or budget_text(first.budget)
+    return Board(
+        dataset=first.dataset, dataset_options=first.dataset_options, size=first.size, budget=first.budget,
+        hardware=first.hardware, precision=first.precision,
+        slug=unique_slug(f"{first.dataset}-{size}-{budget}-{first.hardware}-{first.precision}", board_slugs),
+        columns=columns, stat_columns=STAT_COLUMNS, rows=rows,
+        rank_by=rank_column.name if rank_column else None, rank_note=rank_note,
+        footnotes=_number_notes(rows, columns), notes=notes, runs=runs + references,
+        demo=sorted({r.demo for r in runs + references if r.demo}),
+        verdicts=verdicts, verdict_notes=verdict_notes, findings=claims.findings(by_method),
+    )
+
+
+def build_boards(runs: list[Run], merge_notes: dict[tuple, list[str]], *, rank_by: str = DEFAULT_RANK_BY,
+                 verdict_metrics: list[str] = ()) -> list[Board]:
+    """One board per board key of the method runs, each with the references of its test images."""
     grouped: dict[tuple, list[Run]] = {}
+    references: dict[tuple, list[Run]] = {}
     for run in runs:
-        grouped.setdefault(run.board_key, []).append(run)
+        if run.is_reference:
+            references.setdefault(run.test_set_key, []).append(run)
+        else:
+            grouped.setdefault(run.board_key, []).append(run)
     boards, board_slugs = [], set()
     for key in sorted(grouped):
         board_runs = sorted(grouped[key], key=lambda r: r.sort_key)
-        first = board_runs[0]
-        columns = _columns(board_runs)
-        by_method: dict[str, list[Run]] = {}
-        for run in board_runs:
-            by_method.setdefault(run.method, []).append(run)
-        method_slugs: set[str] = set()
-        rows = [_row(m, unique_slug(m, method_slugs), rs, columns) for m, rs in sorted(by_method.items())]
-        primary = next(
-            (c for c in columns if c.higher_is_better is not None and any(r.cells[c.name].mean is not None for r in rows)),
-            None,
-        )
-        _mark_best(columns, rows)
-        rows = _rank(rows, primary)
-        size = f"{first.size}px" if first.size is not None else "any"
-        boards.append(Board(
-            dataset=first.dataset, size=first.size, budget=first.budget,
-            slug=unique_slug(f"{first.dataset}-{size}-{first.budget.get('label') or budget_text(first.budget)}", board_slugs),
-            columns=columns, stat_columns=STAT_COLUMNS, rows=rows,
-            primary=primary.name if primary else None, footnotes=_number_notes(rows, columns),
-            notes=merge_notes.get(key, []), runs=board_runs,
-        ))
+        test_set = board_runs[0].test_set_key
+        notes = merge_notes.get(("method",) + key, []) + merge_notes.get(("reference",) + test_set, [])
+        boards.append(_board(board_runs, references.get(test_set, []), notes, rank_by, list(verdict_metrics),
+                             board_slugs))
     return boards

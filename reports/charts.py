@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bench.reports.board import fmt
+from bench.reports.cells import fmt
 from bench.reports.runs import Run, as_dict, as_list, as_number, as_text
 
 WIDTH, HEIGHT = 440, 220

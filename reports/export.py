@@ -1,6 +1,11 @@
-"""leaderboard.json and leaderboard.csv: the numbers of the HTML tables, for machines.
+"""leaderboard.json, leaderboard.csv, verdicts.csv and findings.csv: the numbers of the pages, for machines.
 
-One entry (JSON) or line (CSV) per board x method; values are full precision (the pages round them).
+leaderboard.json has everything: per board its key (dataset, options, size, budget, hardware class,
+precision), the demo flag, the ranking metric, the rows (methods and references, flagged by
+``kind``) with ranks and ties, every pairwise verdict and the findings. The CSV files are flat
+views of it: one line per board x row (leaderboard.csv), per compared pair (verdicts.csv) and per
+claim (findings.csv). Values are full precision (the pages round them); +inf is ``null`` with
+``"infinite": true`` in JSON (JSON has no infinity) and ``inf`` in CSV.
 """
 
 from __future__ import annotations
@@ -9,11 +14,16 @@ import csv
 import io
 import json
 
-from bench.reports.board import Board, Cell, Column
+from bench.reports.board import Board, Row
+from bench.reports.cells import Cell, Column
+from bench.reports.verdicts import Comparison
 
 
 def _cell(cell: Cell) -> dict:
-    out = {"status": cell.status, "mean": cell.mean, "ci95": cell.ci95, "std": cell.std, "n_seeds": cell.n_seeds}
+    out = {"status": cell.status, "mean": None if cell.infinite else cell.mean, "ci95": cell.ci95, "std": cell.std,
+           "n_seeds": cell.n_seeds}
+    if cell.infinite:
+        out["infinite"] = True
     if cell.status == "ok":
         out["best"] = cell.best
         if cell.warnings:
@@ -28,35 +38,55 @@ def _column(column: Column) -> dict:
             "settings": column.settings, "n_images": column.n_images}
 
 
-def leaderboard(boards: list[Board], pages: dict[tuple[str, str], str], generated: str, generator: str) -> dict:
+def _row(board: Board, row: Row, pages: dict[tuple[str, str], str]) -> dict:
+    return {
+        "kind": row.kind,
+        "reference": row.runs[0].reference,
+        "rank": row.rank,
+        "tied_with": row.tied_with,
+        "method": row.method,
+        "label": row.label,
+        "changed_options": row.changed_options,
+        "method_plugin": row.plugin,
+        "status": row.status,
+        "reason": row.reason,
+        "seeds": row.seeds,
+        "seeds_ok": [r.seed for r in row.ok_runs],
+        "demo": sorted({r.demo for r in row.runs if r.demo}),
+        "vs_gray": dict(row.vs_gray.to_dict(), mark=row.gray_mark) if row.vs_gray else None,
+        "page": pages[board.slug, row.slug],
+        "metrics": {name: _cell(cell) for name, cell in row.cells.items()},
+        "stats": {name: {k: getattr(cell, k) for k in ("mean", "std", "n_seeds")} for name, cell in row.stats.items()},
+    }
+
+
+def leaderboard(boards: list[Board], pages: dict[tuple[str, str], str], generated: str, generator: str,
+                rank_by: str) -> dict:
     return {
         "generated": generated,
         "generator": generator,
+        "rank_by_requested": rank_by,
         "boards": [
             {
                 "id": board.slug,
+                "title": board.title,
                 "dataset": board.dataset,
+                "dataset_options": board.dataset_options,
                 "size": board.size,
                 "budget": {k: board.budget.get(k) for k in ("kind", "value", "label")},
-                "primary_metric": board.primary,
+                "hardware": board.hardware,
+                "precision": board.precision,
+                "demo": bool(board.demo),
+                "demo_reasons": board.demo,
+                "rank_by": board.rank_by,
+                "rank_note": board.rank_note,
                 "metrics": [_column(c) for c in board.columns],
                 "notes": board.notes,
                 "footnotes": board.footnotes,
-                "rows": [
-                    {
-                        "rank": row.rank,
-                        "method": row.method,
-                        "status": row.status,
-                        "reason": row.reason,
-                        "seeds": row.seeds,
-                        "seeds_ok": [r.seed for r in row.ok_runs],
-                        "page": pages[board.slug, row.slug],
-                        "metrics": {name: _cell(cell) for name, cell in row.cells.items()},
-                        "stats": {name: {k: getattr(cell, k) for k in ("mean", "std", "n_seeds")}
-                                  for name, cell in row.stats.items()},
-                    }
-                    for row in board.rows
-                ],
+                "rows": [_row(board, row, pages) for row in board.rows],
+                "verdicts": {name: [c.to_dict() for c in pairs] for name, pairs in board.verdicts.items()},
+                "verdict_notes": board.verdict_notes,
+                "findings": [finding.to_dict() for finding in board.findings],
             }
             for board in boards
         ],
@@ -64,30 +94,78 @@ def leaderboard(boards: list[Board], pages: dict[tuple[str, str], str], generate
 
 
 def leaderboard_json(data: dict) -> str:
-    return json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+    return json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def _csv(header: list[str], lines: list[list]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    for line in lines:
+        writer.writerow(["" if v is None else repr(v) if isinstance(v, float) else v for v in line])
+    return buffer.getvalue()
+
+
+BOARD_COLUMNS = ["board", "dataset", "dataset_options", "size", "budget", "hardware", "precision", "demo", "rank_by"]
+
+
+def _board_fields(board: Board) -> list:
+    return [board.slug, board.dataset, json.dumps(board.dataset_options, sort_keys=True), board.size,
+            board.budget_text, board.hardware, board.precision, "; ".join(board.demo), board.rank_by]
+
+
+def _interval(comparison: Comparison | None) -> list:
+    if comparison is None:
+        return [None] * 5
+    lo, hi = comparison.ci95 or (None, None)
+    return [comparison.verdict, comparison.difference, lo, hi, comparison.reason]
 
 
 def leaderboard_csv(boards: list[Board]) -> str:
     metrics = list(dict.fromkeys(c.name for b in boards for c in b.columns))
     stats = list(dict.fromkeys(c.name for b in boards for c in b.stat_columns))
-    header = ["dataset", "size", "budget", "rank", "method", "status", "reason", "seeds", "n_seeds_ok"]
+    header = BOARD_COLUMNS + ["kind", "rank", "tied_with", "method", "changed_options", "method_plugin", "status",
+                              "reason", "seeds", "n_seeds_ok", "vs_gray", "vs_gray_verdict", "vs_gray_difference",
+                              "vs_gray_ci95_lo", "vs_gray_ci95_hi", "vs_gray_reason"]
     for name in metrics:
         header += [f"{name}_{k}" for k in ("mean", "ci95_lo", "ci95_hi", "std", "n_seeds", "status", "reason")]
     header += [f"{name.replace(' ', '_').replace('/', '_per_')}_mean" for name in stats]
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(header)
+    lines = []
     for board in boards:
         for row in board.rows:
-            line = [board.dataset, board.size, board.budget_text, row.rank, row.method, row.status, row.reason,
-                    " ".join(map(str, row.seeds)), len(row.ok_runs)]
+            line = _board_fields(board) + [
+                row.kind, row.rank, "; ".join(row.tied_with), row.method, row.options_text, row.plugin, row.status,
+                row.reason, " ".join(map(str, row.seeds)), len(row.ok_runs), row.gray_mark] + _interval(row.vs_gray)
             for name in metrics:
                 cell = row.cells.get(name)
                 if cell is None:
                     line += [None] * 7
                     continue
                 lo, hi = cell.ci95 if cell.ci95 else (None, None)
-                line += [cell.mean, lo, hi, cell.std, cell.n_seeds, cell.status, cell.reason]
+                mean = "inf" if cell.infinite else cell.mean
+                line += [mean, lo, hi, cell.std, cell.n_seeds, cell.status, cell.reason]
             line += [row.stats[name].mean for name in stats]
-            writer.writerow(["" if v is None else repr(v) if isinstance(v, float) else v for v in line])
-    return buffer.getvalue()
+            lines.append(line)
+    return _csv(header, lines)
+
+
+def verdicts_csv(boards: list[Board]) -> str:
+    header = BOARD_COLUMNS + ["metric", "left", "right", "verdict", "difference", "ci95_lo", "ci95_hi", "reason",
+                              "better", "n_images", "n_seeds_left", "n_seeds_right"]
+    lines = []
+    for board in boards:
+        for name, pairs in board.verdicts.items():
+            for c in pairs:
+                seeds = c.n_seeds or [None, None]
+                lines.append(_board_fields(board) + [name, c.left, c.right] + _interval(c)
+                             + [c.better, c.n_images, seeds[0], seeds[1]])
+    return _csv(header, lines)
+
+
+def findings_csv(boards: list[Board]) -> str:
+    header = BOARD_COLUMNS + ["claim", "metric", "verdict", "deciding_intervals", "pairs_compared",
+                              "pairs_not_comparable", "absent_methods"]
+    lines = [_board_fields(board) + [f.claim.text, f.claim.metric, f.verdict, f.summary, len(f.compared),
+                                     len(f.skipped), " ".join(f.missing)]
+             for board in boards for f in board.findings]
+    return _csv(header, lines)

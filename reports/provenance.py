@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.reports.board import budget_text
+from bench.reports.cells import budget_text
 from bench.reports.runs import Run, as_dict, as_text
 
 

@@ -2,23 +2,33 @@
 
 A result.json may come from an older colorbench, a third-party plugin or a run that failed
 before it produced anything, so every field is optional here: a missing or malformed field
-becomes an empty value, never a crash.
+becomes an empty value, never a crash. Schema 1 results (no identity, hardware, precision or
+kind) read as method runs on ``environment.device`` x1, in fp32, with default options.
 
-Merging: the same run (dataset, size, budget, method, seed) found twice is kept once: the one
-from the folder named later on the command line wins (within one folder, the later path in
-sorted order), and a note on the board says which result replaced which.
+A run is either a method run or a *reference* (``kind: "reference"``: the gray input, ab = 0, or
+the ground truth itself, scored with the same metric code on the same test images). References
+depend on the test images only and attach to every board with the same dataset, dataset options
+and size.
+
+Merging: the same run (its ``run_key``; for schema 1 results dataset, size, budget, method and
+seed) found twice is kept once: the one from the folder named later on the command line wins
+(within one folder, the later path in sorted order), and a note on the board says which result
+replaced which.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import store
 from bench.errors import BenchError
+from bench.store.identity import hardware_class
 
-STATUSES = ("ok", "failed", "skipped")
+STATUSES = ("ok", "failed", "skipped", "interrupted")
+REFERENCE_NAMES = {"gray": "gray input", "truth": "ground truth"}
 
 
 def as_dict(value) -> dict:
@@ -47,11 +57,21 @@ def as_text(value) -> str | None:
     return value if isinstance(value, str) else str(value)
 
 
+def key_text(value) -> str:
+    """One text per JSON value (sorted keys), for grouping; never fails on odd values."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str)
+
+
+def options_text(options: dict) -> str:
+    """``key=value, …`` in key order; "" for none."""
+    return ", ".join(f"{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in sorted(options.items()))
+
+
 @dataclass
 class Run:
     """One result.json, normalised."""
 
-    method: str
+    method: str  # for references: "gray input" / "ground truth"
     dataset: str
     size: int | None
     seed: int | None
@@ -63,23 +83,65 @@ class Run:
     path: str  # its folder relative to that runs folder, e.g. "flowers/baseline/seed0"
     directory: Path  # where its sample files are; used for copying, never rendered
     raw: dict = field(repr=False)  # the result as read, for the per-method page
+    kind: str = "method"  # "method" | "reference"
+    reference: str | None = None  # "gray" | "truth" for references
+    dataset_options: dict = field(default_factory=dict)
+    hardware: str = "unknown device x1"  # hardware_class(): device name x count
+    precision: str = "fp32"
+    changed_options: dict = field(default_factory=dict)
+    run_id: str | None = None  # the result's run_key (schema 2)
+    demo: str | None = None  # why this run is only a demo
 
     @property
     def where(self) -> str:
         return f"{self.source}/{self.path}"
 
     @property
-    def board_key(self) -> tuple:
-        return (self.dataset, self.size if self.size is not None else -1,
-                as_text(self.budget.get("kind")) or "", as_number(self.budget.get("value")) or 0.0)
+    def is_reference(self) -> bool:
+        return self.kind == "reference"
 
     @property
-    def run_key(self) -> tuple:
-        return self.board_key + (self.method, self.seed if self.seed is not None else -1)
+    def test_set_key(self) -> tuple:
+        """The test images: what reference rows attach on."""
+        return (self.dataset, key_text(self.dataset_options), self.size if self.size is not None else -1)
+
+    @property
+    def board_key(self) -> tuple:
+        """Boards compare like with like: test set, budget, hardware class and precision."""
+        return self.test_set_key + (as_text(self.budget.get("kind")) or "", as_number(self.budget.get("value")) or 0.0,
+                                    self.hardware, self.precision)
+
+    @property
+    def group_key(self) -> tuple:
+        """The board key of a method run; the test-set key of a reference (it joins every such board)."""
+        return ("reference",) + self.test_set_key if self.is_reference else ("method",) + self.board_key
+
+    @property
+    def row_key(self) -> tuple:
+        """One leaderboard row per method and changed options; seeds merge into it."""
+        return (self.method, key_text(self.changed_options))
+
+    @property
+    def merge_key(self) -> tuple:
+        if self.run_id:
+            return ("run_key", self.run_id)
+        return ("legacy",) + self.group_key + (self.method, self.seed if self.seed is not None else -1)
 
     @property
     def sort_key(self) -> tuple:
-        return (self.method, self.seed if self.seed is not None else -1, self.source, self.path)
+        return (self.method, key_text(self.changed_options), self.seed if self.seed is not None else -1,
+                self.source, self.path)
+
+    @property
+    def seed_label(self) -> str:
+        """``seed k``; references have no seed."""
+        return f"seed {self.seed}" if self.seed is not None else ("reference" if self.is_reference else "seed ?")
+
+    @property
+    def label(self) -> str:
+        """The method with its changed options, e.g. ``pix2pix (gan_mode=lsgan)``."""
+        options = options_text(self.changed_options)
+        return f"{self.method} ({options})" if options else self.method
 
     def section(self, name: str) -> dict:
         return as_dict(self.raw.get(name))
@@ -94,7 +156,10 @@ class Run:
 
 
 def _metric_details(result: dict) -> dict[str, dict]:
-    """{name: detail} with a status and a finite value (or None); older results only had ``metrics``."""
+    """{name: detail} with a status and a value (or None); older results only had ``metrics``.
+
+    A value the runner marked ``infinite`` (PSNR of the ground truth against itself) is +inf here.
+    """
     details = {}
     raw_details = as_dict(result.get("metric_details"))
     names = list(raw_details) + [n for n in as_dict(result.get("metrics")) if n not in raw_details]
@@ -104,11 +169,23 @@ def _metric_details(result: dict) -> dict[str, dict]:
         status = detail.get("status") if detail.get("status") in ("ok", "unavailable", "failed") else None
         if status is None:
             status = "ok" if value is not None else "failed"
-        if status == "ok" and value is None:
+        if status == "ok" and value is None and detail.get("infinite") is True:
+            value = math.inf
+        elif status == "ok" and value is None:
             status, detail["reason"] = "failed", detail.get("reason") or "no value recorded"
         detail.update(status=status, value=value)
         details[str(name)] = detail
     return details
+
+
+def _hardware(result: dict) -> str:
+    identity, hardware = as_dict(result.get("identity")), as_dict(result.get("hardware"))
+    named = as_text(identity.get("hardware")) or as_text(hardware.get("class"))
+    if named:
+        return named
+    device = as_text(hardware.get("device")) or as_text(result.get("device")) \
+        or as_text(as_dict(result.get("environment")).get("device"))
+    return hardware_class(device or "unknown device", as_int(hardware.get("count")) or 1)
 
 
 def normalise(result: dict, source: str, runs_dir: Path) -> Run:
@@ -117,8 +194,13 @@ def normalise(result: dict, source: str, runs_dir: Path) -> Run:
     error = as_text(result.get("error"))
     if result.get("status") not in STATUSES:
         error = error or f"unknown status {result.get('status')!r} in result.json"
+    identity = as_dict(result.get("identity"))
+    kind = "reference" if result.get("kind") == "reference" else "method"
+    reference = as_text(result.get("reference") or identity.get("reference")) if kind == "reference" else None
+    dataset_options = identity.get("dataset_options", as_dict(result.get("config")).get("dataset_options"))
+    method = as_text(result.get("method")) or (REFERENCE_NAMES.get(reference, reference) if reference else None)
     return Run(
-        method=as_text(result.get("method")) or "?",
+        method=method or "?",
         dataset=as_text(result.get("dataset")) or "?",
         size=as_int(result.get("size")),
         seed=as_int(result.get("seed")),
@@ -130,6 +212,14 @@ def normalise(result: dict, source: str, runs_dir: Path) -> Run:
         path=directory.relative_to(runs_dir).as_posix() if directory != runs_dir else ".",
         directory=directory,
         raw=result,
+        kind=kind,
+        reference=reference,
+        dataset_options=as_dict(dataset_options),
+        hardware=_hardware(result),
+        precision=as_text(identity.get("precision") or result.get("precision")) or "fp32",
+        changed_options=as_dict(result.get("changed_options")),
+        run_id=as_text(result.get("run_key")),
+        demo=as_text(result.get("demo")) or None,
     )
 
 
@@ -144,7 +234,7 @@ def source_labels(runs_dirs: list[Path]) -> list[str]:
 
 
 def load_runs(runs_dirs: list[Path]) -> tuple[list[Run], dict[tuple, list[str]]]:
-    """Every run of every folder, duplicates merged; returns (runs, {board key: notes on replaced runs})."""
+    """Every run of every folder, duplicates merged; returns (runs, {group key: notes on replaced runs})."""
     if not runs_dirs:
         raise BenchError("no runs folder given: pass one or more with --runs")
     unique_dirs = list(dict.fromkeys(Path(d).resolve() for d in runs_dirs))  # the same folder twice counts once
@@ -156,9 +246,11 @@ def load_runs(runs_dirs: list[Path]) -> tuple[list[Run], dict[tuple, list[str]]]
             raise BenchError(f"no result.json files under {runs_dir}: run `bench run --out {runs_dir}` first")
         for result in results:
             run = normalise(result, label, runs_dir)
-            previous = kept.get(run.run_key)
+            previous = kept.get(run.merge_key)
             if previous is not None:
-                notes.setdefault(run.board_key, []).append(f"{run.method} seed {run.seed}: {previous.where} ({previous.status}) replaced by "
-                              f"{run.where} ({run.status}); later --runs folders win")
-            kept[run.run_key] = run
-    return sorted(kept.values(), key=lambda r: (r.board_key, r.sort_key)), notes
+                seed = f" seed {run.seed}" if run.seed is not None else ""
+                notes.setdefault(run.group_key, []).append(
+                    f"{run.label}{seed}: {previous.where} ({previous.status}) replaced by {run.where} ({run.status}); "
+                    "later --runs folders win")
+            kept[run.merge_key] = run
+    return sorted(kept.values(), key=lambda r: (r.group_key, r.sort_key)), notes

@@ -2,11 +2,11 @@
 
 Layout of the site (relative links only: it works from file:// and on any static host)::
 
-    index.html                       one leaderboard + comparison grid per (dataset, size, budget)
+    index.html                       one leaderboard (findings, verdicts, comparison grid) per board
     method/<board>/<method>.html     config, budget, speed, training curves, samples, environment
     img/<board>/*.png                sample images (copied, never base64)
     static/style.css, static/sort.js click-to-sort tables (no CDN)
-    leaderboard.json, leaderboard.csv
+    leaderboard.json, leaderboard.csv, verdicts.csv, findings.csv
 
 Rendering is deterministic: the same runs give the same bytes except the generation date
 (``SOURCE_DATE_EPOCH``, when set, fixes that too). Every string from a result goes through
@@ -25,15 +25,17 @@ import jinja2
 
 import bench
 from bench.errors import BenchError
-from bench.reports.board import Board, Row, build_boards, fmt
+from bench.reports.board import DEFAULT_RANK_BY, Board, Row, build_boards
+from bench.reports.cells import fmt
 from bench.reports.charts import loss_charts
-from bench.reports.export import leaderboard, leaderboard_csv, leaderboard_json
+from bench.reports.export import findings_csv, leaderboard, leaderboard_csv, leaderboard_json, verdicts_csv
 from bench.reports.images import ImageStore, sample_grid
 from bench.reports.provenance import provenance
 from bench.reports.runs import Run, as_number, load_runs
 
 MARKER = ".colorbench-site"  # marks a folder this renderer owns, so a re-render may replace its files
-MANAGED = ("index.html", "leaderboard.json", "leaderboard.csv", "img", "method", "static", ".nojekyll", MARKER)
+MANAGED = ("index.html", "leaderboard.json", "leaderboard.csv", "verdicts.csv", "findings.csv", "img", "method", "static",
+           ".nojekyll", MARKER)
 STATIC = Path(__file__).parent / "static"
 
 
@@ -91,7 +93,8 @@ def _run_facts(run: Run) -> dict:
     timings = run.section("timings")
     parameters = {str(k): v for k, v in sorted(run.section("parameters").items()) if isinstance(v, int)}
     return {
-        "seed": run.seed, "status": run.status, "error": run.error, "where": run.where,
+        "seed": run.seed if run.seed is not None else "—", "seed_label": run.seed_label,
+        "status": run.status, "error": run.error, "where": run.where,
         "traceback": run.raw.get("traceback") if isinstance(run.raw.get("traceback"), str) else None,
         "budget_used": _budget_used(run),
         "steps": as_number(run.budget.get("steps", timings.get("steps"))),
@@ -108,7 +111,7 @@ def _grouped_json(runs: list[Run], section: str, drop: tuple[str, ...] = ()) -> 
         content = {k: v for k, v in run.section(section).items() if k not in drop}
         if content:
             text = json.dumps(content, indent=2, sort_keys=True, ensure_ascii=False, default=str)
-            groups.setdefault(text, []).append(f"seed {run.seed}")
+            groups.setdefault(text, []).append(run.seed_label)
     return [(", ".join(seeds), text) for text, seeds in groups.items()]
 
 
@@ -116,7 +119,7 @@ def _environment_table(runs: list[Run]) -> tuple[list[str], list[tuple[str, list
     envs = [run.section("environment") for run in runs]
     keys = sorted({str(k) for env in envs for k in env})
     rows = [(key, ["—" if env.get(key) is None else str(env.get(key)) for env in envs]) for key in keys]
-    return [f"seed {run.seed}" for run in runs], rows
+    return [run.seed_label for run in runs], rows
 
 
 def _method_page(env: jinja2.Environment, board: Board, row: Row, images: ImageStore, common: dict) -> str:
@@ -126,16 +129,58 @@ def _method_page(env: jinja2.Environment, board: Board, row: Row, images: ImageS
     return env.get_template("method.html").render(
         **common, root="../../", board=board, row=row, runs=[_run_facts(r) for r in runs],
         charts=loss_charts(row.ok_runs, x_axis),
-        grid=sample_grid([(f"seed {r.seed}", r) for r in row.ok_runs], images, board.slug),
+        grid=sample_grid([(r.seed_label, r) for r in row.ok_runs], images, board.slug),
         configs=_grouped_json(runs, "config", drop=("seed",)), data=_grouped_json(runs, "data"),
         env_headers=env_headers, env_rows=env_rows, provenance=provenance(runs),
     )
 
 
-def render_site(runs_dirs: list[Path], out: Path) -> Path:
-    """Render every result under ``runs_dirs`` (merged) into the site folder ``out``; returns ``out``."""
+def _metric_directions(runs: list[Run], wanted: list[str]) -> dict[str, bool | None]:
+    """{metric: higher_is_better} from the results; the registered metrics complete it when a
+    ``wanted`` name is not among them (e.g. --rank-by fid on runs without FID: the board falls back)."""
+    directions: dict[str, bool | None] = {}
+    for run in runs:
+        for name, detail in run.metric_details.items():
+            if directions.get(name) is None:
+                directions[name] = detail.get("higher_is_better") if isinstance(detail.get("higher_is_better"), bool) else None
+    if all(name in directions for name in wanted):
+        return directions
+    try:
+        from bench import registry  # imports the plugins (and torch): only when the results do not say
+
+        for entry in registry.metrics().entries():
+            if directions.get(entry.name) is None:
+                directions[entry.name] = entry.cls.higher_is_better
+    except BenchError:  # a broken third-party plugin: the results still say what they recorded
+        pass
+    return directions
+
+
+def check_metric_choices(runs: list[Run], rank_by: str | None, verdicts: list[str]) -> None:
+    """--rank-by must name a metric with a direction, --verdicts a known metric (one-line errors)."""
+    if rank_by is None and not verdicts:
+        return
+    directions = _metric_directions(runs, ([rank_by] if rank_by else []) + verdicts)
+    ranked = sorted(name for name, better in directions.items() if better is not None)
+    if rank_by is not None and directions.get(rank_by) is None:
+        why = "is descriptive (no better direction)" if rank_by in directions else "is not a known metric"
+        raise BenchError(f"--rank-by {rank_by!r}: {why}; choose one with a direction: {', '.join(ranked)}")
+    unknown = [name for name in verdicts if name not in directions]
+    if unknown:
+        raise BenchError(f"--verdicts {','.join(unknown)}: not a metric of these runs; known: "
+                         f"{', '.join(sorted(directions))}")
+
+
+def render_site(runs_dirs: list[Path], out: Path, *, rank_by: str | None = None, verdicts: list[str] = ()) -> Path:
+    """Render every result under ``runs_dirs`` (merged) into the site folder ``out``; returns ``out``.
+
+    ``rank_by``: the ranking metric (default LPIPS); ``verdicts``: metrics whose pairwise verdicts are
+    shown besides the ranking metric's.
+    """
     runs, merge_notes = load_runs([Path(d) for d in runs_dirs])
-    boards = build_boards(runs, merge_notes)
+    check_metric_choices(runs, rank_by, list(verdicts))
+    rank_by = rank_by or DEFAULT_RANK_BY
+    boards = build_boards(runs, merge_notes, rank_by=rank_by, verdict_metrics=list(verdicts))
     out = Path(out)
     _prepare(out)
     generated = generated_date()
@@ -148,7 +193,7 @@ def render_site(runs_dirs: list[Path], out: Path) -> Path:
     for board in boards:
         for row in board.rows:
             _write(out / pages[board.slug, row.slug], _method_page(env, board, row, images, common))
-        firsts = [(row.method, row.ok_runs[0]) for row in board.rows if row.ok_runs]
+        firsts = [(row.label, row.ok_runs[0]) for row in board.method_rows if row.ok_runs]
         grids[board.slug] = sample_grid(firsts, images, board.slug)
     _write(out / "index.html", env.get_template("index.html").render(
         **common, root="", boards=boards, pages=pages, grids=grids,
@@ -158,8 +203,10 @@ def render_site(runs_dirs: list[Path], out: Path) -> Path:
     for asset in sorted(STATIC.iterdir()):
         if asset.is_file():
             shutil.copyfile(asset, out / "static" / asset.name)
-    _write(out / "leaderboard.json", leaderboard_json(leaderboard(boards, pages, generated, generator)))
+    _write(out / "leaderboard.json", leaderboard_json(leaderboard(boards, pages, generated, generator, rank_by)))
     _write(out / "leaderboard.csv", leaderboard_csv(boards))
+    _write(out / "verdicts.csv", verdicts_csv(boards))
+    _write(out / "findings.csv", findings_csv(boards))
     _write(out / ".nojekyll", "")  # GitHub Pages: serve the files as they are
     _write(out / MARKER, "written by `bench report`; a re-render replaces the files it wrote\n")
     return out

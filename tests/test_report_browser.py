@@ -49,7 +49,7 @@ PROBE = """
 
   function methods(table) {
     var column = Array.prototype.findIndex.call(table.tHead.rows[0].cells, function (th) { return th.textContent.trim().indexOf("method") === 0; });
-    return Array.prototype.map.call(table.tBodies[0].rows, function (row) { return row.cells[column].textContent.trim(); });
+    return Array.prototype.map.call(table.tBodies[0].rows, function (row) { return row.cells[column].querySelector("a").textContent.trim(); });
   }
 
   window.addEventListener("load", function () {
@@ -132,7 +132,8 @@ def test_leaderboard_in_headless_chromium(site):
     methods = [r["method"] for r in board["rows"]]
     report = probe(site / "index.html", ["ssim", "ssim", "fid", "#"])
     assert report["errors"] == [] and report["console"] == [] and report["brokenImages"] == []
-    assert report["rows"] == methods and len(methods) == 6 and EVIL in methods  # one row per method, names as text
+    # one row per method and options, and the two reference rows; names as text
+    assert report["rows"] == methods and len(methods) == 11 and EVIL in methods and "gray input" in methods
     current = methods
     for click, expected_direction in zip(report["clicks"], ["descending", "ascending", "ascending", "ascending"]):
         column = {"#": "rank"}.get(click["label"], click["label"])
@@ -140,13 +141,13 @@ def test_leaderboard_in_headless_chromium(site):
         assert click["direction"] == expected_direction and click["sortedHeaders"] == 1
         current = expected_order(current, values, expected_direction)
         assert click["rows"] == current, click["label"]
-    assert report["clicks"][0]["rows"][0] == "baseline"  # the best ssim first: a click re-sorted the table
+    assert report["clicks"][0]["rows"][0] == "ground truth"  # the best ssim first: a click re-sorted the table
     assert report["clicks"][0]["rows"] != methods
 
 
 def test_method_page_in_headless_chromium(site):
     board = json.loads((site / "leaderboard.json").read_text())["boards"][0]
-    page = site / next(r["page"] for r in board["rows"] if r["method"] == "pix2pix")
+    page = site / next(r["page"] for r in board["rows"] if r["label"] == "pix2pix")
     report = probe(page, [])
     assert report["errors"] == [] and report["console"] == [] and report["brokenImages"] == []
     assert report["polylines"] == 3 * 2  # three losses, two seeds
