@@ -91,7 +91,8 @@ class Cell:
 STAT_COLUMNS = [
     Column("steps", description="training steps taken within the budget"),
     Column("train img/s", description="training images per second"),
-    Column("infer img/s", description="test images colorized per second"),
+    Column("TFLOP/s", description="achieved training TFLOP/s (FLOPs of a step counted once x steps / time)"),
+    Column("eval img/s", description="test images colorized and scored per second (one pass)"),
 ]
 
 
@@ -100,7 +101,8 @@ def stat_values(run: Run) -> dict[str, float | None]:
     return {
         "steps": as_number(run.budget.get("steps", timings.get("steps"))),
         "train img/s": as_number(timings.get("train_images_per_s")),
-        "infer img/s": as_number(timings.get("infer_images_per_s")),
+        "TFLOP/s": as_number(timings.get("achieved_tflops")),
+        "eval img/s": as_number(timings.get("eval_images_per_s")),
     }
 
 

@@ -136,7 +136,8 @@ def write_result(runs: Path, method: str, seed: int = 0, *, dataset: str = "demo
                              "losses": {loss: [float(v) for v in np.exp(-np.array(steps) / 8) + rng.uniform(0, 0.05, 20)]
                                         for loss in losses}}
         result["timings"] = {"train_s": 2.0 + seed, "steps": 20, "train_images_per_s": 160.0 / (2.0 + seed),
-                             "infer_s": 0.1, "eval_s": 0.2, "infer_images_per_s": 120.0, "eval_images_per_s": 60.0}
+                             "eval_s": 0.2, "eval_images_per_s": 60.0,
+                             "achieved_tflops": 0.05, "data_share": 0.01}
         result["parameters"] = {"G": 1000 + len(method)}
         result["samples"] = []
         for k, name in enumerate(sample_names or image_names()[:SAMPLE_COUNT]):

@@ -98,7 +98,8 @@ def _run_facts(run: Run) -> dict:
         "traceback": run.raw.get("traceback") if isinstance(run.raw.get("traceback"), str) else None,
         "budget_used": _budget_used(run),
         "steps": as_number(run.budget.get("steps", timings.get("steps"))),
-        **{k: as_number(timings.get(k)) for k in ("train_s", "train_images_per_s", "infer_images_per_s", "eval_images_per_s")},
+        **{k: as_number(timings.get(k)) for k in ("train_s", "train_images_per_s", "eval_images_per_s",
+                                                 "achieved_tflops", "peak_share", "data_share", "compile_s")},
         "parameters": ", ".join(f"{k} {v:,}" for k, v in parameters.items()) or "—",
         "created": run.raw.get("created") if isinstance(run.raw.get("created"), str) else "—",
     }

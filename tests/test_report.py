@@ -320,14 +320,16 @@ def test_real_run_renders_and_falls_back_without_lpips(run_cli, tmp_path):
     assert code == 0, err
     code, out, err = run_cli("report", "--runs", runs, "--out", site)
     assert code == 0, err and out.strip().endswith("index.html")
-    result = json.loads(next(runs.rglob("result.json")).read_text())
+    result = json.loads(next((runs / "sample" / "baseline").rglob("result.json")).read_text())
     board = boards_of(site)[0]
+    assert sorted(r["reference"] or "" for r in board["rows"]) == ["", "gray", "truth"]  # written by bench run
+    board["rows"] = [r for r in board["rows"] if not r["reference"]]
     assert board["rank_by"] == "psnr" and board["rank_note"].startswith("lpips has no values on this board (lpips")
     assert board["hardware"] == f"{result['environment']['device']} x1" and board["precision"] == "fp32"
     psnr = board["rows"][0]["metrics"]["psnr"]
     assert psnr["mean"] == result["metrics"]["psnr"] and psnr["ci95"] == result["metric_details"]["psnr"]["ci95"]
     index = (site / "index.html").read_text()
-    assert "so it is ranked by psnr instead" in index and "No gray-input reference result" in index
+    assert "so it is ranked by psnr instead" in index and "No gray-input reference result" not in index
     images = parse(site / "index.html").images
     assert len(images) == 2 * 3 and all((site / i["src"]).is_file() for i in images)  # gray, baseline, truth
     page = (site / board["rows"][0]["page"]).read_text()
