@@ -87,6 +87,8 @@ class Method:
     Options: ClassVar[type[MethodOptions]] = MethodOptions
     # True: batches carry an independently drawn colour batch (see Batch).
     unpaired: ClassVar[bool] = False
+    # False: `bench run --compile` leaves this method's networks eager (e.g. data-dependent control flow).
+    supports_compile: ClassVar[bool] = True
 
     def __init__(self, options: MethodOptions, context: MethodContext):
         self.options = options

@@ -146,6 +146,9 @@ def execute_run(identity: RunIdentity, context: RunContext) -> dict:
         options = entry.cls.Options.from_dict(identity.method_options)
         method = entry.cls(options, MethodContext(size=identity.size, device=context.device, weights=context.weights))
         result["parameters"] = method.parameter_counts()
+        if context.device.type == "cuda":  # tensor-core convolutions want NHWC; a no-op for the maths
+            for net in method.nets.values():
+                net.to(memory_format=torch.channels_last)
         sampler = BatchSampler(context.train_set.images, size=identity.size, batch_size=options.batch_size,
                                seed=identity.seed, device=context.device, unpaired=method.unpaired)
         record = None
