@@ -302,6 +302,16 @@ def cmd_index(args) -> int:
     return 0 if in_step else 1
 
 
+def cmd_new_method(args) -> int:
+    from bench.scaffold import new_method
+
+    root = new_method(args.name, Path(args.dir), args.description)
+    print(root)
+    print(f"next: pip install -e {root} && bench run --methods {args.name},baseline --dataset sample --budget smoke",
+          file=sys.stderr)
+    return 0
+
+
 def cmd_weights(args) -> int:
     from bench.weights import WeightStore
 
@@ -410,6 +420,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rebuild", action="store_true", help="make the index again from the result files")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_index)
+
+    p = sub.add_parser("new-method", help="write a method plugin package to start from (installs and runs as it is)",
+                       description="Write colorbench-NAME/: pyproject with the colorbench entry point, the method "
+                       "module (the plugin contract, commented), a test and a README.")
+    p.add_argument("name", help="the method's name, e.g. my-colorizer")
+    p.add_argument("--dir", default=".", help="where to create the package folder (default: .)")
+    p.add_argument("--description", default=None, help="one line shown by `bench list` and on the board")
+    p.set_defaults(func=cmd_new_method)
 
     p = sub.add_parser("weights", help="list pretrained files: where each was found, or where to put it")
     p.add_argument("--weights-dir", default=None)
