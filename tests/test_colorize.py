@@ -16,7 +16,7 @@ from PIL import Image, ImageOps
 from skimage.color import rgb2lab
 
 from bench import registry
-from bench.color import normalized_lab_to_rgb, rgb_to_normalized_lab, float_to_uint8
+from bench.color import float_to_uint8, normalized_lab_to_rgb, rgb_to_normalized_lab
 from bench.engine.checkpoint import FORMAT, load_checkpoint, save_checkpoint
 from bench.errors import BenchError
 from bench.inference import Photo, colorize_photo, read_photo, upsample_rows
@@ -110,7 +110,7 @@ def test_awkward_files_colorized_right_bad_ones_listed(run_cli, checkpoint, tmp_
     elsewhere.mkdir()
     Image.fromarray(255 - gradient(24, 40)).save(elsewhere / "plain.jpg", quality=95)  # same name, other photo
     out = tmp_path / "out"
-    (out).mkdir()
+    out.mkdir()
     (out / "rgba.png.png").write_bytes(b"an earlier output the user keeps")
 
     code, stdout, err = run_cli("colorize", "--checkpoint", checkpoint, photos, elsewhere / "plain.jpg",
