@@ -166,13 +166,13 @@ def test_checkpoint_colorizes_own_photos_at_their_size(run_cli, tmp_path):
 
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
     code, _, err = run_cli("colorize", "--checkpoint", tmp_path / "bad.pt", photos / "colour.png", "--out", tmp_path / "x")
-    assert code == 2 and "not a readable colorbench checkpoint" in err
+    assert code == 2 and "is a text file" in err and "expected a colorbench checkpoint" in err
     torch.save({"something": 1}, tmp_path / "other.pt")
     code, _, err = run_cli("colorize", "--checkpoint", tmp_path / "other.pt", photos / "colour.png", "--out", tmp_path / "x")
     assert code == 2 and "not a colorbench checkpoint" in err
     (photos / "notes.txt").write_text("hello")
     code, _, err = run_cli("colorize", "--checkpoint", checkpoint, photos / "notes.txt", "--out", tmp_path / "x")
-    assert code == 2 and "not a readable image" in err
+    assert code == 1 and "notes.txt: not a readable image" in err  # failed inputs: exit 1
     assert not (tmp_path / "x").exists() or not any((tmp_path / "x").iterdir())
 
 
