@@ -100,7 +100,7 @@ def run_benchmark(config: RunConfig) -> list[dict]:
     metric_names = config.metrics or registry.list_metrics()
     metric_context = MetricContext(
         device=config.device, weights=weights, cache_dir=cache_dir() / "reference-stats",
-        reference_key=f"{dataset.cache_key()}-test-{size}",
+        reference_key=f"{dataset.cache_key()}-test-{size}-{test_set.fingerprint}",  # changed test images, another key
     )
     results = []
     for seed in config.seeds:
