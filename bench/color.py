@@ -9,30 +9,40 @@ Methods see only normalised tensors; metrics and files see RGB.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
+import numpy as np
 import torch
 
 L_SCALE = 50.0
 AB_SCALE = 110.0
 
-# scikit-image's matrices (sRGB primaries, D65) and D65 2-degree reference white.
-_XYZ_FROM_RGB = (
-    (0.412453, 0.357580, 0.180423),
-    (0.212671, 0.715160, 0.072169),
-    (0.019334, 0.119193, 0.950227),
-)
-_WHITE_D65 = (0.95047, 1.0, 1.08883)
+# scikit-image's matrix (sRGB primaries, D65) and D65 2-degree reference white.
+_XYZ_FROM_RGB = np.array([
+    [0.412453, 0.357580, 0.180423],
+    [0.212671, 0.715160, 0.072169],
+    [0.019334, 0.119193, 0.950227],
+])
+_WHITE_D65 = np.array([0.95047, 1.0, 1.08883])
+# The white-point scaling folded into the matrices, and the inverse taken once, in float64:
+# linear RGB -> XYZ / white, and XYZ / white -> linear RGB.
+_XYZN_FROM_RGB = _XYZ_FROM_RGB / _WHITE_D65[:, None]
+_RGB_FROM_XYZN = np.linalg.inv(_XYZ_FROM_RGB) * _WHITE_D65[None, :]
 
 
-def _matrix(x: torch.Tensor, rows) -> torch.Tensor:
-    return torch.tensor(rows, dtype=x.dtype, device=x.device)
+@lru_cache(maxsize=None)
+def _constant(name: str, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """A matrix above as a tensor, built once per (device, dtype) rather than on every call."""
+    matrix = {"xyzn_from_rgb": _XYZN_FROM_RGB, "rgb_from_xyzn": _RGB_FROM_XYZN}[name]
+    # Built as an ordinary tensor even when first asked for under inference_mode, so a later
+    # differentiable call can still save it for backward.
+    with torch.inference_mode(False):
+        return torch.tensor(matrix, dtype=dtype, device=device)
 
 
-def _apply(matrix: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    return torch.einsum("ij,njhw->nihw", matrix, x)
-
-
-def _white(x: torch.Tensor) -> torch.Tensor:
-    return torch.tensor(_WHITE_D65, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+def _apply(name: str, x: torch.Tensor) -> torch.Tensor:
+    """The 3x3 matrix ``name`` applied to the channels of (N, 3, H, W) ``x``."""
+    return torch.einsum("ij,njhw->nihw", _constant(name, x.device, x.dtype), x)
 
 
 def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
@@ -42,7 +52,7 @@ def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
     linear = torch.where(
         rgb > 0.04045, ((rgb.clamp(min=0.04045) + 0.055) / 1.055) ** 2.4, rgb / 12.92
     )
-    xyz = _apply(_matrix(rgb, _XYZ_FROM_RGB), linear) / _white(rgb)
+    xyz = _apply("xyzn_from_rgb", linear)
     f = torch.where(xyz > 0.008856, xyz.clamp(min=0.008856) ** (1.0 / 3.0), 7.787 * xyz + 16.0 / 116.0)
     fx, fy, fz = f[:, 0:1], f[:, 1:2], f[:, 2:3]
     return torch.cat([116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)], dim=1)
@@ -56,9 +66,7 @@ def lab_to_rgb(lab: torch.Tensor) -> torch.Tensor:
     fz = (fy - b / 200.0).clamp(min=0.0)  # scikit-image clips negative z to 0
     f = torch.cat([fx, fy, fz], dim=1)
     xyz = torch.where(f > 0.2068966, f.clamp(min=0.2068966) ** 3, (f - 16.0 / 116.0) / 7.787)
-    xyz = xyz * _white(lab)
-    rgb_from_xyz = torch.linalg.inv(_matrix(lab, _XYZ_FROM_RGB).double()).to(lab.dtype)
-    linear = _apply(rgb_from_xyz, xyz)
+    linear = _apply("rgb_from_xyzn", xyz)
     srgb = torch.where(
         linear > 0.0031308, 1.055 * linear.clamp(min=0.0031308) ** (1.0 / 2.4) - 0.055, linear * 12.92
     )

@@ -3,6 +3,11 @@
 A dataset lists the images of its ``train`` and ``test`` splits as :class:`ImageRef` objects; it
 does not decode them. ``bench.data`` decodes every image once, drops grayscale and unreadable ones,
 resizes to the run's size and caches the result as a uint8 tensor keyed by ``cache_key()`` + size.
+
+Each ref may carry a ``fingerprint`` that changes whenever its content does (a file's size and
+modification time, a digest of embedded data, a published checksum). The cache entry records the
+names and fingerprints it was built from and is decoded afresh when they differ; a ref without a
+fingerprint is recognised by its name alone.
 """
 
 from __future__ import annotations
@@ -15,16 +20,27 @@ from PIL import Image
 
 from bench.options import Options
 
+
+def file_fingerprint(path: Path) -> str:
+    """A file's size and modification time: cheap, and changed by any rewrite of the file."""
+    try:
+        stat = Path(path).stat()
+    except OSError:
+        return "missing"  # opening it then fails and the image counts as unreadable
+    return f"{stat.st_size}:{stat.st_mtime_ns}"
+
+
 @dataclass(frozen=True)
 class ImageRef:
-    """One image of a split: a stable name and a way to open it (lazily)."""
+    """One image of a split: a stable name, a way to open it (lazily), and what identifies its content."""
 
     name: str
     open: Callable[[], Image.Image]
+    fingerprint: str | None = None
 
     @classmethod
     def from_path(cls, path: Path, name: str | None = None) -> "ImageRef":
-        return cls(name or Path(path).name, lambda: Image.open(path))
+        return cls(name or Path(path).name, lambda: Image.open(path), file_fingerprint(path))
 
 
 class Dataset:

@@ -128,7 +128,7 @@ def prepare(config: RunConfig) -> RunContext:
     log(f"{dataset.name}: {len(train_set)} train / {len(test_set)} test images at {size}px, budget {config.budget.label}")
     metric_context = MetricContext(
         device=config.device, weights=weights, cache_dir=cache_dir() / "reference-stats",
-        reference_key=f"{dataset.cache_key()}-test-{size}",
+        reference_key=f"{dataset.cache_key()}-test-{size}-{test_set.fingerprint}",  # changed test images, another key
     )
     return RunContext(
         dataset=dataset, size=size, train_set=train_set, test_set=test_set, weights=weights,

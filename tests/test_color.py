@@ -72,3 +72,30 @@ def test_runs_on_any_device_and_keeps_dtype():
     assert rgb_to_lab(rgb).dtype == torch.float32
     if torch.cuda.is_available():
         assert rgb_to_lab(rgb.cuda()).device.type == "cuda"
+
+
+def test_constants_are_built_once_per_device_and_dtype_with_no_inversion_per_call(monkeypatch):
+    from bench import color
+
+    rgb = torch.rand(1, 3, 4, 4)
+    color.normalized_lab_to_rgb(*color.rgb_to_normalized_lab(rgb))  # warm the cache
+    built = []
+    monkeypatch.setattr(torch, "tensor", lambda *a, **k: built.append(a) or pytest.fail("constant rebuilt"))
+    monkeypatch.setattr(torch.linalg, "inv", lambda *a, **k: pytest.fail("matrix inverted per call"))
+    for _ in range(3):
+        color.normalized_lab_to_rgb(*color.rgb_to_normalized_lab(rgb))
+    assert built == []
+    monkeypatch.undo()
+    float64 = color.rgb_to_lab(rgb.double())  # another dtype gets its own constants
+    assert float64.dtype == torch.float64
+
+
+def test_constants_first_built_under_inference_mode_still_allow_gradients():
+    from bench import color
+
+    color._constant.cache_clear()
+    with torch.inference_mode():
+        lab_to_rgb(rgb_to_lab(torch.rand(1, 3, 4, 4)))
+    rgb = torch.rand(1, 3, 4, 4, requires_grad=True)
+    lab_to_rgb(rgb_to_lab(rgb)).sum().backward()
+    assert torch.isfinite(rgb.grad).all()

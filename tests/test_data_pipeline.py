@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 import io
+import os
 import struct
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
 from bench import data
 from bench.data import BatchSampler, decode, load_split
-from bench.dataset import ImageRef
+from bench.dataset import Dataset, ImageRef
 from bench.errors import BenchError
 from bench.datasets.folder import FolderDataset
+
+
+@pytest.fixture(autouse=True)
+def own_cache(tmp_path_factory, monkeypatch):
+    """A decode cache per test, so entries of one test never serve another."""
+    monkeypatch.setenv(data.ENV_CACHE, str(tmp_path_factory.mktemp("cache")))
 
 
 def colour_array(seed: int, shape=(24, 30)) -> np.ndarray:
@@ -74,23 +82,165 @@ def test_decode_cache_is_written_once_reused_and_keyed_by_size(mixed_folder, mon
     monkeypatch.setattr(data, "decode", lambda ref, size: calls.append(size) or real_decode(ref, size))
     dataset = dataset_of(mixed_folder)
     first = load_split(dataset, "test", 16)
-    assert calls == [16, 16]
+    assert calls == [18, 18], "test images are decoded at the training storage size"
     assert len(list((data.cache_dir() / "decoded" / dataset.cache_key()).glob("test-16-*.pt"))) == 1
     again = load_split(dataset_of(mixed_folder), "test", 16)
-    assert calls == [16, 16], "second load comes from the cache"
+    assert calls == [18, 18], "second load comes from the cache"
     assert torch.equal(first.images, again.images) and first.names == again.names
-    load_split(dataset, "test", 20)
-    assert calls == [16, 16, 20, 20], "another size is another cache entry"
+    assert first.fingerprint == again.fingerprint
+    other = load_split(dataset, "test", 20)
+    assert calls == [18, 18, 22, 22], "another size is another cache entry"
+    assert other.fingerprint != first.fingerprint
     Image.fromarray(colour_array(9)).save(mixed_folder / "test" / "v.png")
     assert len(load_split(dataset_of(mixed_folder), "test", 16)) == 3, "a changed folder is decoded afresh"
 
 
-def test_a_broken_cache_entry_is_rebuilt(mixed_folder):
-    dataset = dataset_of(mixed_folder)
-    first = load_split(dataset, "test", 12)
-    (entry,) = (data.cache_dir() / "decoded" / dataset.cache_key()).glob("test-12-*.pt")
-    entry.write_bytes(b"garbage")
-    assert torch.equal(load_split(dataset, "test", 12).images, first.images)
+class FilesDataset(Dataset):
+    """Files under ``root/<split>/``, with a cache key that stays the same when they change (like flowers)."""
+
+    name = "files"
+
+    def images(self, split):
+        return [ImageRef.from_path(path) for path in sorted((self.root / split).iterdir())]
+
+
+@pytest.fixture
+def files_dataset(tmp_path):
+    for split, seeds in (("train", (0, 1)), ("test", (2, 3))):
+        (tmp_path / split).mkdir()
+        for seed in seeds:
+            Image.fromarray(colour_array(seed)).save(tmp_path / split / f"{seed}.png")
+    return FilesDataset(tmp_path)
+
+
+@pytest.fixture
+def decode_calls(monkeypatch):
+    calls = []
+    real_decode = data.decode
+    monkeypatch.setattr(data, "decode", lambda ref, size: calls.append(ref.name) or real_decode(ref, size))
+    return calls
+
+
+def test_a_changed_or_touched_source_image_is_decoded_afresh(files_dataset, decode_calls):
+    first = load_split(files_dataset, "test", 16)
+    load_split(files_dataset, "test", 16)
+    assert decode_calls == ["2.png", "3.png"], "unchanged: loaded from the cache, not decoded"
+    changed = files_dataset.root / "test" / "3.png"
+    Image.fromarray(colour_array(7)).save(changed)
+    messages = []
+    replaced = load_split(files_dataset, "test", 16, log=messages.append)
+    assert decode_calls[2:] == ["2.png", "3.png"] and "source images changed" in messages[0]
+    assert torch.equal(replaced.images[0], first.images[0]) and not torch.equal(replaced.images[1], first.images[1])
+    assert replaced.fingerprint != first.fingerprint
+    os.utime(changed, ns=(changed.stat().st_atime_ns, changed.stat().st_mtime_ns + 10**9))  # touched only
+    load_split(files_dataset, "test", 16)
+    assert len(decode_calls) == 6
+    load_split(files_dataset, "test", 16)
+    assert len(decode_calls) == 6
+
+
+def test_embedded_images_are_checked_by_their_fingerprint_or_else_their_names(tmp_path, decode_calls):
+    class Embedded(Dataset):
+        name = "embedded"
+        content = {"a": colour_array(0), "b": colour_array(1)}
+        fingerprints = True
+
+        def images(self, split):
+            return [ImageRef(name, lambda a=array: Image.fromarray(a), str(array.sum()) if self.fingerprints else None)
+                    for name, array in self.content.items()]
+
+    dataset = Embedded(tmp_path)
+    load_split(dataset, "train", 16)
+    dataset.content = {"a": colour_array(0), "b": colour_array(2)}
+    load_split(dataset, "train", 16)
+    assert decode_calls == ["a", "b", "a", "b"]
+    dataset.fingerprints = False
+    load_split(dataset, "train", 16)
+    load_split(dataset, "train", 16)
+    assert len(decode_calls) == 6, "without fingerprints only the names are compared"
+    dataset.content = {"a": colour_array(0)}
+    load_split(dataset, "train", 16)
+    assert len(decode_calls) == 7
+
+
+def rewrite_entry(path, **changes):
+    stored = torch.load(path, weights_only=True)
+    torch.save(stored | changes, path)
+
+
+@pytest.mark.parametrize("damage, reason", [
+    (lambda path: path.write_bytes(b"garbage"), "unreadable"),
+    (lambda path: path.write_bytes(path.read_bytes()[:100]), "unreadable"),
+    (lambda path: rewrite_entry(path, version=1), "preprocessing version"),
+    (lambda path: rewrite_entry(path, images=torch.zeros(2, 3, 8, 8, dtype=torch.uint8)), "inconsistent"),
+    (lambda path: rewrite_entry(path, names=["x"]), "inconsistent"),
+])
+def test_a_broken_or_foreign_cache_entry_is_rebuilt(files_dataset, decode_calls, damage, reason):
+    first = load_split(files_dataset, "test", 12)
+    damage(data.cache_path(files_dataset, "test", 12))
+    messages = []
+    rebuilt = load_split(files_dataset, "test", 12, log=messages.append)
+    assert len(decode_calls) == 4 and reason in messages[0]
+    assert torch.equal(rebuilt.images, first.images) and rebuilt.names == first.names
+    load_split(files_dataset, "test", 12)
+    assert len(decode_calls) == 4, "the rebuilt entry is used again"
+
+
+def test_cache_entries_are_written_atomically_under_a_per_process_name(files_dataset, monkeypatch):
+    targets = []
+    real_save = torch.save
+    monkeypatch.setattr(torch, "save", lambda obj, target: targets.append(Path(target)) or real_save(obj, target))
+    load_split(files_dataset, "train", 16)
+    entry = data.cache_path(files_dataset, "train", 16)
+    (written,) = targets
+    assert written.parent == entry.parent and written != entry and str(os.getpid()) in written.name
+    assert entry.is_file() and sorted(p.name for p in entry.parent.iterdir()) == [entry.name]
+
+
+def write_near_gray(path, side=144):
+    """Gray plus pixel-sized chroma noise: coloured at full size, averaged away when shrunk a lot."""
+    noise = np.random.default_rng(0).choice([-8, 8], size=(side, side))
+    rgb = np.full((side, side, 3), 128, np.int16)
+    rgb[..., 0] += noise
+    rgb[..., 2] -= noise
+    Image.fromarray(rgb.astype(np.uint8)).save(path)
+    return Image.open(path)
+
+
+def test_the_test_set_holds_the_same_images_at_every_size(tmp_path):
+    (tmp_path / "train").mkdir()
+    (tmp_path / "test").mkdir()
+    Image.fromarray(colour_array(0)).save(tmp_path / "train" / "a.png")
+    Image.fromarray(colour_array(1)).save(tmp_path / "test" / "colour.png")
+    Image.fromarray(np.repeat(colour_array(2)[..., :1], 3, axis=2)).save(tmp_path / "test" / "gray.png")
+    near_gray = write_near_gray(tmp_path / "test" / "near-gray.png")
+    # The premise: deciding on the resized image (as before) keeps it at 64 and drops it at 32.
+    at = lambda size: np.asarray(ImageOps.fit(near_gray, (size, size), Image.Resampling.BICUBIC))  # noqa: E731
+    assert data.is_grayscale(at(32)) and not data.is_grayscale(at(64))
+    small, large = (load_split(dataset_of(tmp_path), "test", size) for size in (32, 64))
+    assert small.names == large.names == ["test/colour.png", "test/near-gray.png"]
+    assert small.dropped == large.dropped == {"grayscale": 1}
+
+
+def test_test_images_are_prepared_exactly_as_training_images(tmp_path):
+    """On the stored tensors: the centre crop of a stored training image is that image's test tensor."""
+    for split in ("train", "test"):
+        (tmp_path / split).mkdir()
+    for i, shape in enumerate([(40, 40), (37, 61), (90, 50)]):
+        Image.fromarray(colour_array(i, shape)).save(tmp_path / "train" / f"{i}.png")
+        Image.fromarray(colour_array(i, shape)).save(tmp_path / "train" / f"{i}.jpg", quality=90)
+    for path in (tmp_path / "train").iterdir():
+        (tmp_path / "test" / path.name).write_bytes(path.read_bytes())
+    dataset = dataset_of(tmp_path)
+    train = load_split(dataset, "train", data.train_load_size(32))
+    test = load_split(dataset, "test", 32)
+    assert train.images.shape[-1] == 36 and test.images.shape == (6, 3, 32, 32)
+    assert [n.removeprefix("train/") for n in train.names] == [n.removeprefix("test/") for n in test.names]
+    assert torch.equal(data.centre_crop(train.images, 32), test.images)
+    assert torch.equal(train.images[:, :, 2:34, 2:34], test.images)
+    centre = sampler(train.images, size=32, batch_size=12, augment=False)._draw()
+    for crop in centre:  # the sampler's centre crop is the test preparation too
+        assert any(torch.equal(crop, image.float() / 255) for image in test.images)
 
 
 @pytest.mark.parametrize("mode", ["P", "CMYK", "RGBA"])
@@ -204,3 +354,52 @@ def test_stored_images_smaller_than_the_crop_are_refused():
     with pytest.raises(BenchError, match="smaller than the crop"):
         sampler(image_set(size=12))
 
+
+
+def batches(draw, count):
+    return [draw.next() for _ in range(count)]
+
+
+def assert_same_batches(first, second):
+    assert len(first) == len(second)
+    for a, b in zip(first, second):
+        for name in ("L", "ab", "color_L", "color_ab"):
+            x, y = getattr(a, name), getattr(b, name)
+            assert (x is None and y is None) or torch.equal(x, y)
+
+
+@pytest.mark.parametrize("done, unpaired", [(0, False), (3, False), (64, False), (40, True)])
+def test_a_resumed_sampler_continues_the_same_batch_stream(tmp_path, done, unpaired):
+    images = image_set()
+    original = sampler(images, unpaired=unpaired)
+    batches(original, done)
+    torch.save({"sampler": original.state_dict()}, tmp_path / "state.pt")
+    expected = batches(original, 70)  # crosses the next block boundary
+    resumed = sampler(images, unpaired=unpaired, seed=123)
+    resumed.load_state_dict(torch.load(tmp_path / "state.pt", weights_only=True)["sampler"])
+    assert_same_batches(batches(resumed, 70), expected)
+
+
+def test_a_sampler_state_from_other_settings_is_refused():
+    state = sampler(image_set()).state_dict()
+    with pytest.raises(BenchError, match="batch_size"):
+        sampler(image_set(), batch_size=5).load_state_dict(state)
+    with pytest.raises(BenchError, match="not one saved"):
+        sampler(image_set()).load_state_dict({"position": 0})
+
+
+def test_draws_are_made_in_blocks_and_copied_to_the_device_once_per_block(monkeypatch):
+    draw = sampler(image_set(), unpaired=True)
+    blocks = []
+    real = draw._draw_block
+    monkeypatch.setattr(draw, "_draw_block", lambda: blocks.append(1) or real())
+    batches(draw, 65)  # 130 draws
+    assert len(blocks) == -(-130 // data.DRAWS_PER_BLOCK)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_batches_are_the_same_on_the_gpu():
+    images = image_set()
+    cpu, gpu = sampler(images), sampler(images, device="cuda")
+    for _ in range(70):
+        assert torch.equal(cpu._draw(), gpu._draw().cpu())

@@ -150,6 +150,19 @@ def test_sample_needs_no_files_and_its_test_crops_do_not_depend_on_the_train_cou
     assert small.cache_key() != default.cache_key()
 
 
+def test_sample_crops_carry_a_fingerprint_of_their_photo_and_box(monkeypatch):
+    from skimage import data as skimage_data
+
+    refs = SampleDataset("unused").images("test")
+    fingerprints = [ref.fingerprint for ref in refs]
+    assert all(fingerprints) and len(set(fingerprints)) == len(refs)
+    assert fingerprints == [ref.fingerprint for ref in SampleDataset("unused").images("test")]
+    coffee = skimage_data.coffee()
+    monkeypatch.setattr(skimage_data, "coffee", lambda: 255 - coffee)  # another release's photo
+    changed = [a.name for a, b in zip(refs, SampleDataset("unused").images("test")) if a.fingerprint != b.fingerprint]
+    assert changed == [ref.name for ref in refs if ref.name.startswith("coffee-")]
+
+
 def test_flowers_lists_the_per_class_split_of_the_real_files(shared_flowers_root, monkeypatch):
     monkeypatch.setattr(flowers, "URL", "http://127.0.0.1:9/must-not-download.tgz")
     dataset = Flowers17(shared_flowers_root)
@@ -159,6 +172,8 @@ def test_flowers_lists_the_per_class_split_of_the_real_files(shared_flowers_root
     assert test[:20] == [f"image_{n:04d}.jpg" for n in range(61, 81)]
     assert train[60] == "image_0081.jpg" and train[-1] == "image_1340.jpg" and test[-1] == "image_1360.jpg"
     assert not set(train) & set(test)
+    first = shared_flowers_root / "oxford17flowers" / "jpg" / "image_0001.jpg"
+    assert dataset.images("train")[0].fingerprint == f"{first.stat().st_size}:{first.stat().st_mtime_ns}"
     subset = dataset.images("train")[::51] + dataset.images("test")[::34]
     decoded = decode_all(subset, 32, "flowers subset")
     assert decoded.images.shape == (len(subset), 3, 32, 32) and decoded.images.dtype == torch.uint8

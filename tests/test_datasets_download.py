@@ -175,10 +175,11 @@ def test_download_lands_in_the_data_root_and_is_reused(case, server, monkeypatch
     assert server.requests, "the archive was fetched over HTTP"
     assert len({ref.name for ref in train + test}) == sum(case.counts), "names are unique"
     assert decode(test[0], 8).shape == (8, 8, 3)
+    assert all(ref.fingerprint for ref in train + test), "each ref identifies its content for the decode cache"
 
     fetched = len(server.requests)
     again = case.dataset(root)
-    assert [r.name for r in again.images("train")] == [r.name for r in train]
+    assert [(r.name, r.fingerprint) for r in again.images("train")] == [(r.name, r.fingerprint) for r in train]
     assert len(server.requests) == fetched, "a second call must use the local files"
 
 
