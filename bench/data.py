@@ -299,12 +299,6 @@ class BatchSampler:
         crops = self.images[index].gather(2, rows).gather(3, cols)
         return uint8_to_float(crops)
 
-    def state_dict(self) -> dict:
-        return {"generator": self.generator.get_state()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.generator.set_state(state["generator"])
-
     def next(self) -> Batch:
         L, ab = rgb_to_normalized_lab(self._draw())
         if not self.unpaired:
