@@ -33,10 +33,14 @@ class RegressionBaseline(Method):
     description = "CNN encoder-decoder regressing ab from L with an L2 loss (non-adversarial baseline)"
     Options = BaselineOptions
 
+    @classmethod
+    def check_size(cls, size: int, options: BaselineOptions) -> None:
+        if size % 2**options.depth:
+            raise BenchError(f"{cls.name}: size {size} is not divisible by 2**depth={2**options.depth}")
+
     def __init__(self, options: BaselineOptions, context):
         super().__init__(options, context)
-        if self.size % 2**options.depth:
-            raise BenchError(f"baseline: size {self.size} is not divisible by 2**depth={2**options.depth}")
+        self.check_size(self.size, options)
         self.net = init_weights(EncoderDecoder(1, 2, options.width, options.depth)).to(self.device)
         self.nets = {"G": self.net}
         self.optimizers = {"G": torch.optim.Adam(self.net.parameters(), lr=options.lr, betas=(0.9, 0.999))}
