@@ -161,6 +161,10 @@ def test_build_errors(run_cli, tmp_path):
     assert code == 2 and "only 0 test images have samples in every chosen run" in err
     code, _, err = run_cli("turing", "--runs", tmp_path / "nothing", "--out", tmp_path / "s3")
     assert code == 2 and "does not exist" in err
+    next(runs.rglob("*.pred.png")).unlink()  # a sample file gone: said, and nothing written
+    code, _, err = run_cli("turing", "--runs", runs, "--out", tmp_path / "s4")
+    assert code == 2 and ".pred.png' is missing, not a PNG or outside the run folder" in err
+    assert not (tmp_path / "s4").exists()
 
 
 def test_fooling_rates_wilson_and_catch_trials(run_cli, tmp_path):
@@ -203,7 +207,7 @@ def test_fooling_rates_wilson_and_catch_trials(run_cli, tmp_path):
     code, out, err = run_cli("turing", "score", study / "design.json", careful, second, careless)
     assert code == 0, err
     text = " ".join(out.replace("│", " ").split())
-    assert "2 of 3 raters kept (1 dropped: fewer than 80% of catch trials right)" in text
+    assert "2 of 3 raters kept (1 dropped, 80% of the catch trials right needed)" in text
     assert "baseline 6 / 12 50.0 % 25.4–74.6 %" in text and "no: 2 of 4 catch trials right" in text
 
 
@@ -314,3 +318,17 @@ def test_study_from_real_runs(run_cli, tmp_path):
     assert code == 0, err
     scores = json.loads(out)
     assert [(a["fooled"], a["votes"], a["raters"]) for a in scores["arms"]] == [(3, 3, 2), (3, 3, 2)]
+
+
+def test_damaged_design_is_refused(run_cli, tmp_path):
+    runs = make_runs(tmp_path / "runs", images=2)
+    study = tmp_path / "study"
+    build_study([runs], study, catch=0)
+    votes = write_votes(study, tmp_path / "v.json", fake)
+    design = json.loads((study / "design.json").read_text())
+    for change, message in ((dict(format="other"), "not a colorbench Turing-test design"),
+                            (dict(version=99), "design version 99; this colorbench reads up to 1"),
+                            (dict(trials=[dict(design["trials"][0], arm=7)]), "design.json is damaged")):
+        (study / "design.json").write_text(json.dumps(design | change))
+        code, _, err = run_cli("turing", "score", study, votes)
+        assert code == 2 and message in err, err

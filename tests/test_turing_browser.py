@@ -62,12 +62,16 @@ class Browser:
         os.close(replies_write)
         self.buffer, self.last_id, self.session = b"", 0, None
         self.problems: list[str] = []  # console errors, exceptions, CSP violations, failed loads
-        page = next(t for t in self.send("Target.getTargets")["targetInfos"] if t["type"] == "page")
-        self.session = self.send("Target.attachToTarget", targetId=page["targetId"], flatten=True)["sessionId"]
-        for domain in ("Page", "Runtime", "Log"):
-            self.send(f"{domain}.enable")
-        self.send("Browser.setDownloadBehavior", behavior="allow", downloadPath=str(downloads))
-        self.viewport(width, height)
+        try:
+            page = next(t for t in self.send("Target.getTargets")["targetInfos"] if t["type"] == "page")
+            self.session = self.send("Target.attachToTarget", targetId=page["targetId"], flatten=True)["sessionId"]
+            for domain in ("Page", "Runtime", "Log"):
+                self.send(f"{domain}.enable")
+            self.send("Browser.setDownloadBehavior", behavior="allow", downloadPath=str(downloads))
+            self.viewport(width, height)
+        except BaseException:
+            self.close()
+            raise
 
     # -- protocol ---------------------------------------------------------------------------------
     def _message(self, deadline: float) -> dict:

@@ -53,6 +53,15 @@ def _read_json(path: Path, what: str):
         raise BenchError(f"{path}: not a readable {what} ({error})") from None
 
 
+def _trial_ok(trial, n_arms: int) -> bool:
+    if not isinstance(trial, dict) or not isinstance(trial.get("id"), str) or trial.get("real") not in SIDES:
+        return False
+    if trial.get("kind") == "catch":
+        return True
+    arm = trial.get("arm")
+    return trial.get("kind") == "method" and isinstance(arm, int) and 0 <= arm < n_arms
+
+
 def load_design(study: Path) -> dict:
     """design.json of a study folder (or the file itself), checked enough to score against."""
     study = Path(study)
@@ -65,9 +74,8 @@ def load_design(study: Path) -> dict:
     if not isinstance(design.get("version"), int) or design["version"] > VERSION:
         raise BenchError(f"{path}: design version {design.get('version')!r}; this colorbench reads up to {VERSION}")
     trials, arms = design.get("trials"), design.get("arms")
-    fields_ok = isinstance(trials, list) and isinstance(arms, list) and all(
-        isinstance(t, dict) and isinstance(t.get("id"), str) and t.get("real") in SIDES and t.get("kind") in ("method", "catch")
-        and (t["kind"] == "catch" or (isinstance(t.get("arm"), int) and 0 <= t["arm"] < len(arms))) for t in trials)
+    fields_ok = isinstance(trials, list) and isinstance(arms, list) and all(isinstance(a, dict) for a in arms) \
+        and all(_trial_ok(t, len(arms)) for t in trials)
     if not fields_ok or not isinstance(design.get("study_id"), str):
         raise BenchError(f"{path}: design.json is damaged (trials, arms or study_id malformed)")
     design["_path"] = str(path)
@@ -155,6 +163,10 @@ def _arm_rates(raters: list[Rater], trials: dict[str, dict], n_arms: int) -> lis
     return [dict(rate(fooled[k], votes[k]), timed_out=timed_out[k]) for k in range(n_arms)]
 
 
+def _median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
 def score_study(study: Path, vote_files: list[Path], *, min_catch: float = DEFAULT_MIN_CATCH) -> dict:
     """Fooling rates per arm, pooled over the raters kept, and per rater (see the module docstring)."""
     if not (0.0 <= min_catch <= 1.0):
@@ -191,7 +203,7 @@ def score_study(study: Path, vote_files: list[Path], *, min_catch: float = DEFAU
             "file": r.file, "rater": r.rater, "block": r.block, "votes": len(r.votes), "kept": r.kept, "reason": r.reason,
             "catch": {"correct": r.catch_correct, "total": r.catch_total},
             "timed_out": sum(bool(v["timed_out"]) for v in r.votes),
-            "median_rt_ms": statistics.median(rts) if (rts := [v["rt_ms"] for v in r.votes if v["rt_ms"] is not None]) else None,
+            "median_rt_ms": _median([v["rt_ms"] for v in r.votes if v["rt_ms"] is not None]),
             "arms": _arm_rates([r], trials, len(arms)),
         } for r in raters],
     }
@@ -252,11 +264,17 @@ def attach_fooling(boards: list, scores: dict) -> None:
                                       arm.get("seed"), scores["study_id"])
                 covered += 1
         if covered:
-            dropped = scores["raters_dropped"]
-            check = (f"{dropped} dropped for fewer than {scores['min_catch']:.0%} of the catch trials right"
-                     if scores["catch_per_block"] else "no catch trials in this study")
             board.notes.append(
                 f"fooling rate: blind Turing test (study {scores['study_id']}), {scores['raters_kept']} of "
-                f"{scores['raters_total']} raters kept ({check}): the share of trials where raters picked the "
-                "method's colorization (of the seed shown on its cell) as the real photo; 50 % = indistinguishable; "
-                "Wilson 95 % interval; N = votes. Not part of the ranking.")
+                f"{scores['raters_total']} raters kept ({catch_text(scores)}): the share of trials where raters picked "
+                "the method's colorization as the real photo (the colorizations of one seed, named in the cell when the "
+                "row has several); 50 % = indistinguishable; Wilson 95 % interval; N = votes; not part of the ranking.")
+
+
+def catch_text(scores: dict) -> str:
+    """How the catch trials filtered the raters, in a few words."""
+    if not scores["catch_per_block"]:
+        return "no catch trials in this study: nobody checked"
+    need = f"{scores['min_catch']:.0%} of the catch trials right needed"
+    dropped = scores["raters_dropped"]
+    return f"{dropped} dropped, {need}" if dropped else f"none dropped, {need}"

@@ -33,12 +33,10 @@ DEFAULT_TITLE = "Which one is the real photo?"
 
 
 class _Images:
-    """Sample PNGs decoded once, written per trial as fresh PNGs under random names."""
+    """Sample PNGs, each decoded once (the real photo of an image serves several trials)."""
 
-    def __init__(self, folder: Path):
-        self.folder = folder
+    def __init__(self):
         self.decoded: dict[tuple[str, str], Image.Image] = {}
-        self.names: set[str] = set()
 
     def load(self, run: Run, relative: str) -> Image.Image:
         key = (str(run.directory), relative)
@@ -50,10 +48,12 @@ class _Images:
                 self.decoded[key] = image.convert("RGB")
         return self.decoded[key]
 
-    def write(self, image: Image.Image) -> str:
-        name = unique_token(self.names, 8) + ".png"
-        image.save(self.folder / name, format="PNG")  # no text chunks: nothing but the pixels
-        return f"img/{name}"
+
+def _write_png(image: Image.Image, folder: Path, taken: set[str]) -> str:
+    """A fresh PNG under a random name: no text chunks, nothing but the pixels."""
+    name = unique_token(taken, 8) + ".png"
+    image.save(folder / name, format="PNG")
+    return f"img/{name}"
 
 
 def unique_token(taken: set[str], n_bytes: int) -> str:
@@ -96,18 +96,20 @@ def build_study(runs_dirs: list[Path], out: Path, *, methods: list[str] | None =
     rng = random.Random(seed)
     names = common_images(arms, images, rng)
     design = balanced_design(len(arms), names, blocks=blocks, catch=catch, rng=rng)
+    samples = _Images()  # every picture is read and checked before anything is written
+    pictures = [[_trial_images(arms[trial.source], trial, samples) for trial in trials] for trials in design]
     out = Path(out)
     _prepare(out)
     site = out / SITE_FOLDER
-    files = _Images(site / "img")
+    names_taken: set[str] = set()
     trial_ids: set[str] = set()
     page_blocks, key = [], []
-    for trials in design:
+    for trials, block_pictures in zip(design, pictures):
         page_trials = []
-        for position, trial in enumerate(trials, start=1):
-            real, other = _trial_images(arms[trial.source], trial, files)
+        for position, (trial, (real, other)) in enumerate(zip(trials, block_pictures), start=1):
             left, right = (real, other) if trial.real == "left" else (other, real)
-            shown = {"id": unique_token(trial_ids, 5), "left": files.write(left), "right": files.write(right)}
+            shown = {"id": unique_token(trial_ids, 5), "left": _write_png(left, site / "img", names_taken),
+                     "right": _write_png(right, site / "img", names_taken)}
             page_trials.append(shown)
             key.append({**shown, "block": trial.block, "position": position, "kind": trial.kind, "arm": trial.arm,
                         "image": trial.image, "source_arm": trial.source, "real": trial.real})

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench.reports.turing.design import DESIGN_FILE, SITE_FOLDER
+from bench.reports.turing.score import catch_text
 
 
 def percent(value: float | None) -> str:
@@ -21,9 +22,9 @@ def study_summary(study: dict, out: Path) -> str:
     catch = study["catch_per_block"]
     lines = [
         f"study {study['study_id']}: {len(study['arms'])} methods x {len(study['images'])} test images, "
-        f"{blocks} block{'s' if blocks > 1 else ''} of {' or '.join(map(str, per_block))} trials "
-        f"({catch} catch trial{'s' if catch != 1 else ''} each)"
-        + (f", {study['time_limit_s']:g} s per trial" if study["time_limit_s"] else ", no time limit"),
+        f"{blocks} block{'s' if blocks > 1 else ''} of {' or '.join(map(str, per_block))} trials, {catch} of them "
+        "catch trials (real vs gray)" + (f"; {study['time_limit_s']:g} s per trial" if study["time_limit_s"] else
+                                         "; no time limit"),
         f"  the site raters open (publish this folder): {out / SITE_FOLDER / 'index.html'}",
         f"  the answer key (keep it private, never publish it): {out / DESIGN_FILE}",
         "  methods: " + "; ".join(arm["label"] for arm in study["arms"]),
@@ -37,11 +38,9 @@ def study_summary(study: dict, out: Path) -> str:
 def print_scores(scores: dict, console) -> None:
     from rich.table import Table
 
-    dropped = scores["raters_dropped"]
-    check = (f"{dropped} dropped: fewer than {scores['min_catch']:.0%} of catch trials right"
-             if scores["catch_per_block"] else "no catch trials: nobody checked")
     title = (f"fooling rate (colorization picked as the real photo; 50 % = indistinguishable) — study "
-             f"{scores['study_id']}, {scores['raters_kept']} of {scores['raters_total']} raters kept ({check})")
+             f"{scores['study_id']}, {scores['raters_kept']} of {scores['raters_total']} raters kept "
+             f"({catch_text(scores)})")
     pooled = Table(title=title, title_justify="left")
     for column in ("method", "fooled / votes", "fooling rate", "95 % CI (Wilson)", "raters", "timed out"):
         pooled.add_column(column)
