@@ -164,7 +164,7 @@ def run_one(config, method_name, seed, size, dataset, train_set: ImageSet, test_
         )
         details = unavailable | evaluate(batches, metrics, len(test_set), label=f"metrics {label}")
         details = {name: details[name] for name in metric_names}
-        eval_s = infer_s + max((d.get("eval_s", 0.0) for d in details.values()), default=0.0)
+        eval_s = infer_s + max((d.get("pass_s", 0.0) for d in details.values()), default=0.0)
         result["timings"].update(
             infer_s=infer_s, eval_s=eval_s,
             infer_images_per_s=len(test_set) / infer_s if infer_s else None,
