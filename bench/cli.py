@@ -215,7 +215,7 @@ def cmd_score(args) -> int:
     print(f"{result['n_images']} image pairs")
     for name, detail in result["metric_details"].items():
         print(f"  {name:<20} {describe_metric(detail)}")
-    speeds = [d["eval_images_per_s"] for d in result["metric_details"].values() if d.get("eval_images_per_s")]
+    speeds = [d["pass_images_per_s"] for d in result["metric_details"].values() if d.get("pass_images_per_s")]
     if speeds:
         print(f"  ({speeds[0]:.1f} images/s for the whole pass)")
     return 0
