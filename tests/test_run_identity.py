@@ -163,7 +163,8 @@ def test_out_that_is_a_file_fails_before_training(run_cli, tmp_path):
 
 def test_demo_runs_are_flagged(run_cli, tmp_path):
     out = tmp_path / "runs"
-    code, stdout, err = run_cli("run", "--methods", "baseline", *TINY, "--budget", "smoke", "--out", out, "--json")
+    code, stdout, err = run_cli("run", "--methods", "baseline", *TINY, "--budget", "smoke", "-o", "batch_size=1",
+                                "--out", out, "--json")
     assert code == 0
     assert "smoke preset" in json.loads(stdout)[0]["demo"]
     code, stdout, _ = run_cli("run", "--methods", "baseline", *TINY, "--budget", "3steps", "--out", out, "--json")
