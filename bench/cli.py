@@ -129,11 +129,18 @@ def cmd_run(args) -> int:
         dataset_options.setdefault("path", path)
     if args.size is not None and args.size < 16:
         raise BenchError(f"--size {args.size}: at least 16 pixels")
+    if args.launcher == "ray":  # the cluster's GPUs, which this machine may not have
+        from bench.launch.ray import cluster_device
+
+        device, device_label = cluster_device(args.device, args.ray_address)
+    else:
+        device, device_label = resolve_device(args.device), None
     config = RunConfig(
         methods=methods,
         dataset=dataset,
         budget=Budget.parse(args.budget or DEFAULT),
-        device=resolve_device(args.device),
+        device=device,
+        device_name=device_label,
         out=Path(args.out),
         size=args.size,
         seeds=parse_seeds(args.seeds),
@@ -149,6 +156,10 @@ def cmd_run(args) -> int:
         fresh=args.fresh,
         checkpoint_every=args.checkpoint_every * 60,
         compile_mode=args.compile,
+        launcher=args.launcher,
+        jobs=args.jobs,
+        ray_address=args.ray_address,
+        cpus_per_run=args.cpus_per_run,
     )
     results = run_benchmark(config)
     for r in results:
@@ -430,6 +441,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fresh", action="store_true", help="start interrupted runs over instead of resuming them")
     p.add_argument("--checkpoint-every", type=float, default=5.0, metavar="MINUTES",
                    help="minutes of training between resume checkpoints (default: 5)")
+    p.add_argument("--launcher", default="local", choices=["local", "ray"],
+                   help="who runs the grid: local (this process; --jobs N for N at once) or ray (a Ray task per run, "
+                   "one GPU each; needs pip install 'colorbench[ray]') (default: local)")
+    p.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="--launcher local: runs at once on this machine, one process each, GPUs round-robin "
+                   "(on the CPU the cores are split between them) (default: 1)")
+    p.add_argument("--ray-address", default=None, metavar="auto|HOST:PORT",
+                   help="--launcher ray: the running cluster to use (default: start Ray on this machine, "
+                   "one run per GPU)")
+    p.add_argument("--cpus-per-run", type=int, default=None, metavar="N",
+                   help="torch threads of each CPU run, and the CPUs a Ray task asks for (default: on the CPU this "
+                   "process's threads, as a sequential run, whose numbers depend on them; with a GPU, 1)")
     p.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
     p.set_defaults(func=cmd_run)
 

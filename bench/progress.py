@@ -10,11 +10,19 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 console = Console(stderr=True)
 _quiet = os.environ.get("COLORBENCH_QUIET", "") not in ("", "0")
+# A launcher worker sends its progress to the driver instead of drawing bars:
+# reporter(description, completed, total, info).
+_reporter = None
 
 
 def set_quiet(quiet: bool) -> None:
     global _quiet
     _quiet = quiet
+
+
+def set_reporter(reporter) -> None:
+    global _reporter
+    _reporter = reporter
 
 
 def log(message: str) -> None:
@@ -25,6 +33,16 @@ def log(message: str) -> None:
 @contextmanager
 def progress_bar(description: str, total: float | None, unit_column: bool = True):
     """Yields ``advance(amount=1, **fields)``; shows nothing when quiet."""
+    if _reporter is not None:
+        reporter, done = _reporter, [0.0]
+
+        def report(amount=1, **fields):
+            done[0] += amount
+            reporter(description, done[0], total, fields.get("info", ""))
+
+        reporter(description, 0.0, total, "")
+        yield report
+        return
     if _quiet:
         yield lambda amount=1, **fields: None
         return

@@ -4,11 +4,12 @@
    settings and a writable output folder -- all before the first training step;
 2. ``prepare``: the dataset decoded once, metrics and weights (a :class:`RunContext`);
 3. ``plan``: one :class:`RunIdentity` per method x seed (the run identity; ``bench.store.identity``);
-4. the reference rows (gray input, ground truth) of this test set, then every run in turn
+4. a launcher (``bench.launch``: ``local``, ``local --jobs N`` or ``ray``) computes the reference
+   rows (gray input, ground truth) of this test set and runs every identity
    (``bench.engine.execute``): finished runs are skipped, interrupted ones resume.
 
-SIGTERM and the first Ctrl-C stop the run in progress at its next step, with its state saved;
-running the same command again resumes it.
+SIGTERM and the first Ctrl-C stop the runs in progress at their next step, with their state saved;
+running the same command again resumes them.
 """
 
 from __future__ import annotations
@@ -22,12 +23,12 @@ from pathlib import Path
 
 import torch
 
-from bench import registry
+from bench import launch, registry
 from bench.data import cache_dir, load_split, train_load_size
 from bench.engine.budget import Budget
 from bench.engine.probe import COMPILE_MODES
-from bench.engine.execute import REFERENCES, RunContext, execute_reference, execute_run
-from bench.engine.training import PRECISIONS, Interrupted
+from bench.engine.execute import RunContext
+from bench.engine.training import PRECISIONS
 from bench.environment import device_name
 from bench.errors import BenchError
 from bench.metric import MetricContext
@@ -60,6 +61,11 @@ class RunConfig:
     fresh: bool = False  # ignore resume states: interrupted runs start over
     checkpoint_every: float = DEFAULT_CHECKPOINT_EVERY
     compile_mode: str | None = None  # torch.compile every method's networks with this mode
+    launcher: str = "local"  # bench.launch.LAUNCHERS
+    jobs: int = 1  # --launcher local: runs at once on this machine
+    ray_address: str | None = None  # --launcher ray: a running cluster (auto | HOST:PORT); None starts Ray here
+    cpus_per_run: int | None = None  # torch threads of a CPU run / CPUs of a Ray task (bench.launch.cpu_threads)
+    device_name: str | None = None  # the device's name when this machine cannot see it (a Ray cluster's GPUs)
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
@@ -110,6 +116,7 @@ def validate(config: RunConfig) -> None:
         options = cls.Options.from_dict(config.method_options.get(method, {}))
         if config.size is not None:
             cls.check_size(config.size, options)
+    launch.check(config)
     check_writable(config.out)
 
 
@@ -142,7 +149,7 @@ def prepare(config: RunConfig) -> RunContext:
 def plan(config: RunConfig, context: RunContext) -> list[RunIdentity]:
     """One identity per seed x method, in the order they run."""
     precision = resolve_precision(config.precision, config.device)
-    hardware = hardware_class(device_name(config.device), 1)
+    hardware = hardware_class(config.device_name or device_name(config.device), 1)
     dataset_options = context.dataset.options.to_dict()
     identities = []
     for seed in config.seeds:
@@ -190,25 +197,14 @@ class StopRequest:
 
 def run_benchmark(config: RunConfig) -> list[dict]:
     validate(config)
-    context = prepare(config)
+    context = prepare(config)  # decoded here first: the launcher's workers read the decode cache
     identities = plan(config, context)
     demo = config.budget.demo_reason(config.device.type)
     if demo:
         log(f"note: this is a demo, not a publishable benchmark: {demo}")
-    for reference in REFERENCES:
-        execute_reference(reference, context, context.dataset.options.to_dict())
     stop = StopRequest()
-    context.should_stop = stop
-    results = []
     with stop.installed():
-        for identity in identities:
-            try:
-                results.append(execute_run(identity, context))
-            except Interrupted:
-                raise BenchError(f"stopped by {stop.signal or 'request'}: finished runs are kept and the "
-                                 "interrupted one resumes when you run the same command again") from None
-            if stop():
-                raise BenchError(f"stopped by {stop.signal} before the next run: run the same command again to go on")
+        results = launch.launch(config, context, identities, stop)
     actions = {}
     for result in results:
         action = result["_action"].split(" at ")[0]

@@ -1,7 +1,9 @@
 """One run, start to finish: skip / resume / train -> colorize + score in one pass -> run folder.
 
 ``execute_run`` is self-contained given a :class:`RunIdentity` and a :class:`RunContext` (the decoded
-data, metrics and weights shared by the runs of one process), so any launcher can call it.
+data, metrics and weights shared by the runs of one process), so any launcher can call it. A
+launcher's workers set ``RunContext.write_index = False``: only the driver writes the SQLite index,
+from the results they return (``bench.launch``).
 
 A run folder holds ``result.json``, ``checkpoint.pt``, ``samples/`` and, while training,
 ``resume.pt``. Files land atomically; ``result.json`` is written after the files it describes and
@@ -63,6 +65,7 @@ class RunContext:
     fresh: bool = False
     compile_mode: str | None = None  # torch.compile mode for every method's networks (None: eager)
     should_stop: object = field(default=lambda: False)
+    write_index: bool = True  # False in a launcher's workers: the driver indexes what they return
 
 
 def seed_everything(seed: int) -> None:
@@ -71,7 +74,11 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _header(identity: RunIdentity, context: RunContext) -> dict:
+def run_label(identity: RunIdentity) -> str:
+    return f"{identity.method} seed {identity.seed}"
+
+
+def _header(identity: RunIdentity, context: RunContext, environment_info: dict | None = None) -> dict:
     entry = registry.methods().get(identity.method)
     hardware_name, _, count = identity.hardware.rpartition(" x")
     return {
@@ -96,7 +103,7 @@ def _header(identity: RunIdentity, context: RunContext) -> dict:
         "metrics": {},
         "metric_details": {},
         "timings": {},
-        "environment": environment(context.device),
+        "environment": environment(context.device) if environment_info is None else environment_info,
         "config": identity.to_dict() | {"budget_label": context.budget.label, "metrics": context.metric_names,
                                         "eval_batch_size": context.eval_batch_size},
         "data": {
@@ -109,30 +116,51 @@ def _header(identity: RunIdentity, context: RunContext) -> dict:
     }
 
 
-def _clear(folder: Path, out: Path) -> None:
+def _clear(folder: Path, context: RunContext) -> None:
     """--force: the previous result of this run goes (said in the log), with its index row."""
     for name in (results.RESULT_FILE, CHECKPOINT_FILE, RESUME_FILE):
         (folder / name).unlink(missing_ok=True)
     shutil.rmtree(folder / "samples", ignore_errors=True)
-    index.remove(out, folder)
+    if context.write_index:  # else the driver replaces the row with the new result
+        index.remove(context.out, folder)
+
+
+def _finished(identity: RunIdentity, folder: Path) -> dict | None:
+    """The run's finished result in its folder (status ok, same run key), or None."""
+    try:
+        previous = results.read_result(folder)
+    except BenchError as error:  # a damaged result.json is redone, and said so
+        log(f"{run_label(identity)}: {error}; running it again")
+        return None
+    if previous and previous.get("status") == "ok" and previous.get("run_key") == identity.run_key:
+        return previous
+    return None
+
+
+SKIPPED = "skipped (already done)"
+
+
+def skip_finished(identity: RunIdentity, context: RunContext) -> dict | None:
+    """The result of a finished run that is to be skipped (no --force), said in the log; else None."""
+    folder = identity.folder(context.out)
+    previous = None if context.force else _finished(identity, folder)
+    if previous is not None:
+        log(f"{run_label(identity)}: already done in {folder} (skipped; --force runs it again)")
+        return previous | {"_action": SKIPPED}
+    return None
 
 
 def execute_run(identity: RunIdentity, context: RunContext) -> dict:
     """Run (or skip, or resume) one run; returns its result (``_action`` says which)."""
     folder = identity.folder(context.out)
-    label = f"{identity.method} seed {identity.seed}"
+    label = run_label(identity)
     results.clean_orphans(folder)
-    try:
-        previous = results.read_result(folder)
-    except BenchError as error:  # a damaged result.json is redone, and said so
-        log(f"{label}: {error}; running it again")
-        previous = None
-    if previous and previous.get("status") == "ok" and previous.get("run_key") == identity.run_key:
-        if not context.force:
-            log(f"{label}: already done in {folder} (skipped; --force runs it again)")
-            return previous | {"_action": "skipped (already done)"}
+    skipped = skip_finished(identity, context)
+    if skipped is not None:
+        return skipped
+    if context.force and _finished(identity, folder) is not None:
         log(f"{label}: replacing the finished run in {folder} (--force)")
-        _clear(folder, context.out)
+        _clear(folder, context)
     resume_path = folder / RESUME_FILE
     if context.fresh and resume_path.exists():
         log(f"{label}: --fresh: discarding the resume state in {folder}")
@@ -181,7 +209,7 @@ def execute_run(identity: RunIdentity, context: RunContext) -> dict:
         score_method(method, context, result, folder, label)
     except Interrupted as stop:
         result.update(status="interrupted", error=f"interrupted: {stop} (resume with the same command)")
-        results.write_result(context.out, folder, result)
+        results.write_result(context.out, folder, result, index=context.write_index)
         log(f"{label}: {result['error']}")
         raise
     except Unavailable as error:
@@ -195,10 +223,32 @@ def execute_run(identity: RunIdentity, context: RunContext) -> dict:
         result.pop("per_image", None)
     if result["status"] != "ok":
         log(f"{label}: {result['status']}: {result['error']}")
-    results.write_result(context.out, folder, result)
+    results.write_result(context.out, folder, result, index=context.write_index)
     if result["status"] == "ok":
         resume_path.unlink(missing_ok=True)
     return result | {"_action": action}
+
+
+def record_failure(identity: RunIdentity, context: RunContext, error: str) -> dict:
+    """A run that returned no result (its worker was lost: node gone, out of memory; or it raised
+    before the run began): recorded ``failed`` with ``error`` by a launcher's driver.
+
+    A result its worker finished before it was lost is kept, and so is its resume state: running
+    the same command again resumes it.
+    """
+    folder = identity.folder(context.out)
+    finished = _finished(identity, folder)
+    if finished is not None:
+        if context.write_index:
+            index.index_result(context.out, folder / results.RESULT_FILE, finished)
+        return finished | {"_action": "finished before its worker was lost"}
+    if (folder / RESUME_FILE).exists():
+        error += " (run the same command again to resume from its last checkpoint)"
+    result = _header(identity, context, environment_info={"recorded_by": "the launcher's driver"})
+    result.update(status="failed", error=error)
+    log(f"{run_label(identity)}: failed: {error}")
+    results.write_result(context.out, folder, result, index=context.write_index)
+    return result | {"_action": "not run to the end"}
 
 
 def _colorized(method, images: torch.Tensor, batch_size: int, device, keep: dict, bad: list, seconds: list):
@@ -304,5 +354,5 @@ def execute_reference(reference: str, context: RunContext, dataset_options: dict
     start = time.perf_counter()
     details = unavailable | evaluate(batches(), metrics, targets.shape[0], label=f"score reference {reference}")
     _fill_scores(result, details, context, time.perf_counter() - start)
-    results.write_result(context.out, folder, result)
+    results.write_result(context.out, folder, result, index=context.write_index)
     return result

@@ -124,12 +124,14 @@ def read_result(path: Path) -> dict | None:
     return result
 
 
-def write_result(out: Path, directory: Path, result: dict) -> Path:
-    """Write ``result.json`` (atomically), then its index row."""
+def write_result(out: Path, directory: Path, result: dict, index: bool = True) -> Path:
+    """Write ``result.json`` (atomically), then its index row (``index=False``: a launcher's worker,
+    whose driver indexes the result it returns)."""
     from bench.store.index import index_result
 
     path = atomic_write_text(Path(directory) / RESULT_FILE, json.dumps(clean(result), indent=2) + "\n")
-    index_result(out, path, result)
+    if index:
+        index_result(out, path, result)
     return path
 
 

@@ -1,0 +1,112 @@
+"""The driver's side of a parallel launch: what workers return becomes results and index rows.
+
+Only the driver writes the SQLite index: each result a worker returns is indexed here (the
+worker has already written its ``result.json``); a job whose worker was lost, or that raised
+outside the run, is recorded ``failed`` with the reason. Finished runs are skipped before
+anything is submitted. The live display -- one line per active run and an overall bar -- goes
+to stderr (nothing when quiet).
+"""
+
+from __future__ import annotations
+
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
+from bench.engine.execute import REFERENCES, RunContext, record_failure, skip_finished
+from bench.errors import BenchError
+from bench.launch.worker import Job
+from bench.progress import console, log
+from bench import progress as progress_module
+from bench.store import results
+from bench.store.identity import ReferenceIdentity
+from bench.store.index import index_result
+
+OVERALL = "runs"
+
+
+class Board:
+    """One live line per active job (its phase, a bar, the latest losses) and an overall bar."""
+
+    def __init__(self, total: int):
+        self.quiet = progress_module._quiet
+        self.lines: dict[str, int] = {}
+        self.done: set[str] = set()
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
+                                 TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=console)
+        self.overall = self.progress.add_task(OVERALL, total=total, info="")
+
+    def __enter__(self):
+        if not self.quiet:
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.progress.stop()
+
+    def update(self, job: Job, snapshot: tuple | None) -> None:
+        if job.key in self.done:  # a last heartbeat that came after the result
+            return
+        if job.key not in self.lines:
+            self.lines[job.key] = self.progress.add_task(job.label, total=None, info="")
+        if snapshot is not None:
+            description, completed, total, info = snapshot
+            phase = description.removesuffix(f" {job.label}")
+            self.progress.update(self.lines[job.key], description=f"{job.label}: {phase}", completed=completed,
+                                 total=total, info=info)
+
+    def finish(self, job: Job) -> None:
+        self.done.add(job.key)
+        if job.key in self.lines:
+            self.progress.remove_task(self.lines.pop(job.key))
+        self.progress.advance(self.overall)
+
+
+class Driver:
+    """Collects a launch's results in plan order; indexes them; records lost jobs."""
+
+    def __init__(self, context: RunContext, identities: list, with_references: bool):
+        self.context = context
+        self.jobs = ([Job()] if with_references else []) + [Job(identity) for identity in identities]
+        self.results: dict[str, dict] = {}
+        self.board = Board(len(self.jobs))
+
+    def pending(self) -> list[Job]:
+        """The jobs to submit: finished runs are taken as they are (skipped, and said so)."""
+        todo = []
+        for job in self.jobs:
+            done = skip_finished(job.identity, self.context) if job.identity is not None else None
+            if done is None:
+                todo.append(job)
+            else:
+                self.results[job.key] = done
+                self.board.finish(job)
+        return todo
+
+    def finished(self, job: Job, result) -> None:
+        """A worker's result: indexed here, the only writer of the index."""
+        out = self.context.out
+        if job.identity is None:
+            options = self.context.dataset.options.to_dict()
+            for reference, row in zip(REFERENCES, result):
+                folder = ReferenceIdentity(self.context.dataset.name, options, self.context.size, reference).folder(out)
+                index_result(out, folder / results.RESULT_FILE, row)
+        else:
+            index_result(out, job.identity.folder(out) / results.RESULT_FILE, result)
+            self.results[job.key] = result
+            status = result["status"] + (f": {result['error']}" if result.get("error") else "")
+            log(f"{job.label}: {result['_action']} -> {status}")
+        self.board.finish(job)
+
+    def failed(self, job: Job, error: str) -> None:
+        """A job that returned no result: a run is recorded failed with ``error`` (and indexed)."""
+        if job.identity is None:
+            log(f"reference rows: {error}")
+        else:
+            self.results[job.key] = record_failure(job.identity, self.context, error)
+        self.board.finish(job)
+
+    def collected(self, stop) -> list[dict]:
+        """Every run's result in plan order; after a stop, a one-line error (finished runs are kept)."""
+        if stop():
+            raise BenchError(f"stopped by {stop.signal}: finished runs are kept and interrupted ones resume "
+                             "when you run the same command again")
+        return [self.results[job.key] for job in self.jobs if job.identity is not None]
