@@ -242,16 +242,22 @@ class BatchSampler:
     one tensor; crops are then gathered there with indices computed on the device, so a batch costs
     no host-to-device copy. ``augment=False`` takes the centre crop, exactly as the test set is
     prepared. ``state_dict()`` / ``load_state_dict()`` continue the same batch stream after a resume.
+
+    ``shard=(rank, world_size)``: one rank of a data-parallel run (``bench.engine.distributed``). Every
+    rank draws the same global batch of ``world_size x batch_size`` from the run's seed and takes its
+    own disjoint slice, so the ranks together see exactly the batches one process would see at the
+    global batch size.
     """
 
     def __init__(self, images: torch.Tensor, *, size: int, batch_size: int, seed: int, device,
-                 augment: bool = True, unpaired: bool = False):
+                 augment: bool = True, unpaired: bool = False, shard: tuple[int, int] = (0, 1)):
         self.device = torch.device(device)
         self.images = images.to(self.device)
         self.size = size
         self.batch_size = batch_size
         self.augment = augment
         self.unpaired = unpaired
+        self.rank, self.world_size = shard
         height, width = self.images.shape[-2:]
         if height < size or width < size:
             raise BenchError(f"stored images {(height, width)} are smaller than the crop {size}")
@@ -265,7 +271,7 @@ class BatchSampler:
 
     def _draw_block(self) -> torch.Tensor:
         """Image index, crop top, crop left and flip for the next DRAWS_PER_BLOCK draws, on the device."""
-        shape = (DRAWS_PER_BLOCK, self.batch_size)
+        shape = (DRAWS_PER_BLOCK, self.batch_size * self.world_size)
         index = torch.randint(self.images.shape[0], shape, generator=self.generator)
         if self.augment:
             top = torch.randint(self.max_top + 1, shape, generator=self.generator)
@@ -275,6 +281,7 @@ class BatchSampler:
             top, left = (torch.full(shape, offset) for offset in self.centre)
             flip = torch.zeros(shape, dtype=torch.long)
         block = torch.stack([index, top, left, flip], dim=1)
+        block = block[..., self.rank * self.batch_size : (self.rank + 1) * self.batch_size].contiguous()  # this rank's
         if self.device.type == "cuda":
             block = block.pin_memory()  # so the copy below is asynchronous
         return block.to(self.device, non_blocking=True)

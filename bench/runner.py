@@ -26,6 +26,7 @@ import torch
 from bench import launch, registry
 from bench.data import cache_dir, load_split, train_load_size
 from bench.engine.budget import Budget
+from bench.engine.distributed import World, check_supported
 from bench.engine.probe import COMPILE_MODES
 from bench.engine.execute import RunContext
 from bench.engine.training import PRECISIONS
@@ -66,6 +67,7 @@ class RunConfig:
     ray_address: str | None = None  # --launcher ray: a running cluster (auto | HOST:PORT); None starts Ray here
     cpus_per_run: int | None = None  # torch threads of a CPU run / CPUs of a Ray task (bench.launch.cpu_threads)
     device_name: str | None = None  # the device's name when this machine cannot see it (a Ray cluster's GPUs)
+    world: World = field(default_factory=World)  # under torchrun: this process's rank (one run on several devices)
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
@@ -116,6 +118,9 @@ def validate(config: RunConfig) -> None:
         options = cls.Options.from_dict(config.method_options.get(method, {}))
         if config.size is not None:
             cls.check_size(config.size, options)
+        check_supported(cls, config.device, config.world)
+    if config.world.distributed and (config.launcher != "local" or config.jobs > 1):
+        raise BenchError("under torchrun (--gpus) every process trains the same run: drop --launcher ray / --jobs")
     launch.check(config)
     check_writable(config.out)
 
@@ -130,8 +135,13 @@ def prepare(config: RunConfig) -> RunContext:
         cls = registry.methods().get(method).cls
         cls.check_size(size, cls.Options.from_dict(config.method_options.get(method, {})))
     weights = WeightStore(config.weights_dir)
+    world = config.world
+    if not world.is_main:
+        world.barrier()  # rank 0 decodes (and caches) the data first; the others read its cache
     train_set = load_split(dataset, "train", train_load_size(size), log=log)
     test_set = load_split(dataset, "test", size, log=log)
+    if world.is_main:
+        world.barrier()
     log(f"{dataset.name}: {len(train_set)} train / {len(test_set)} test images at {size}px, budget {config.budget.label}")
     metric_context = MetricContext(
         device=config.device, weights=weights, cache_dir=cache_dir() / "reference-stats",
@@ -142,14 +152,14 @@ def prepare(config: RunConfig) -> RunContext:
         metric_context=metric_context, metric_names=config.metrics or registry.list_metrics(),
         device=config.device, budget=config.budget, out=Path(config.out), eval_batch_size=config.eval_batch_size,
         samples=config.samples, checkpoint_every=config.checkpoint_every, force=config.force, fresh=config.fresh,
-        compile_mode=config.compile_mode,
+        compile_mode=config.compile_mode, world=world,
     )
 
 
 def plan(config: RunConfig, context: RunContext) -> list[RunIdentity]:
     """One identity per seed x method, in the order they run."""
     precision = resolve_precision(config.precision, config.device)
-    hardware = hardware_class(config.device_name or device_name(config.device), 1)
+    hardware = hardware_class(config.device_name or device_name(config.device), config.world.size)
     dataset_options = context.dataset.options.to_dict()
     identities = []
     for seed in config.seeds:

@@ -8,6 +8,9 @@ from the results they return (``bench.launch``).
 A run folder holds ``result.json``, ``checkpoint.pt``, ``samples/`` and, while training,
 ``resume.pt``. Files land atomically; ``result.json`` is written after the files it describes and
 the index row after it; ``resume.pt`` goes once the result is written.
+
+On several ranks (torchrun; ``bench.engine.distributed``) every rank trains and colorizes its share
+of the test split; rank 0 takes the decisions (skip, resume), scores and writes every file.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from bench.color import float_to_uint8, normalized_lab_to_rgb, rgb_to_normalized
 from bench.data import BatchSampler, ImageSet
 from bench.engine.budget import Budget
 from bench.engine.checkpoint import save_checkpoint
+from bench.engine.distributed import World, check_supported, parallelize
 from bench.engine.probe import probe, utilisation
 from bench.engine.resume import RESUME_FILE, load_resume, save_resume
 from bench.engine.training import Diverged, Interrupted, train
@@ -66,6 +70,7 @@ class RunContext:
     compile_mode: str | None = None  # torch.compile mode for every method's networks (None: eager)
     should_stop: object = field(default=lambda: False)
     write_index: bool = True  # False in a launcher's workers: the driver indexes what they return
+    world: World = field(default_factory=World)  # the ranks of a torchrun run (one process: World())
 
 
 def seed_everything(seed: int) -> None:
@@ -152,8 +157,14 @@ def skip_finished(identity: RunIdentity, context: RunContext) -> dict | None:
 
 def execute_run(identity: RunIdentity, context: RunContext) -> dict:
     """Run (or skip, or resume) one run; returns its result (``_action`` says which)."""
-    folder = identity.folder(context.out)
-    label = run_label(identity)
+    result = _execute_run(identity, context, context.world)
+    context.world.barrier()  # rank 0 has written this run before any rank looks at the next
+    return result
+
+
+def _prepare_folder(identity: RunIdentity, context: RunContext) -> dict | None:
+    """Rank 0's part before a run: stale temp files, skip, --force, --fresh. The skipped result, or None."""
+    folder, label = identity.folder(context.out), run_label(identity)
     results.clean_orphans(folder)
     skipped = skip_finished(identity, context)
     if skipped is not None:
@@ -165,12 +176,24 @@ def execute_run(identity: RunIdentity, context: RunContext) -> dict:
     if context.fresh and resume_path.exists():
         log(f"{label}: --fresh: discarding the resume state in {folder}")
         resume_path.unlink()
+    return None
+
+
+def _execute_run(identity: RunIdentity, context: RunContext, world: World) -> dict:
+    folder = identity.folder(context.out)
+    label = run_label(identity)
+    skipped = world.broadcast(_prepare_folder(identity, context) if world.is_main else None)
+    if skipped is not None:
+        return skipped
+    resume_path = folder / RESUME_FILE
+    resuming = world.broadcast(resume_path.exists())
 
     result = _header(identity, context)
     action = "started"
     try:
         seed_everything(identity.seed)
         entry = registry.methods().get(identity.method)
+        check_supported(entry.cls, context.device, world)
         options = entry.cls.Options.from_dict(identity.method_options)
         method = entry.cls(options, MethodContext(size=identity.size, device=context.device, weights=context.weights))
         result["parameters"] = method.parameter_counts()
@@ -178,38 +201,47 @@ def execute_run(identity: RunIdentity, context: RunContext) -> dict:
             for net in method.nets.values():
                 net.to(memory_format=torch.channels_last)
         sampler = BatchSampler(context.train_set.images, size=identity.size, batch_size=options.batch_size,
-                               seed=identity.seed, device=context.device, unpaired=method.unpaired)
+                               seed=identity.seed, device=context.device, unpaired=method.unpaired,
+                               shard=(world.rank, world.size))
         record = None
-        if resume_path.exists():
+        if resuming:
             record = load_resume(resume_path, identity.run_key, method, sampler)
             action = f"resumed at step {record.steps}"
         log(f"{label}: {action}" + ("" if record is None else f" ({record.seconds:.1f} s of the budget used)"))
         probed = probe(method, sampler, precision=identity.precision, compile_mode=context.compile_mode)
 
         def checkpoint(state):
-            save_resume(resume_path, identity.run_key, method, sampler, state)
+            if world.is_main:
+                save_resume(resume_path, identity.run_key, method, sampler, state)
 
-        record = train(method, sampler, context.budget, label=f"train {label}", record=record,
-                       precision=identity.precision, on_checkpoint=checkpoint,
-                       checkpoint_every=context.checkpoint_every, should_stop=context.should_stop)
+        with parallelize(method, world):
+            record = train(method, sampler, context.budget, label=f"train {label}", record=record,
+                           precision=identity.precision, on_checkpoint=checkpoint,
+                           checkpoint_every=context.checkpoint_every, should_stop=context.should_stop, world=world)
+        wall_s = record.seconds / world.size  # the clock counts GPU-seconds
         result["budget"].update(used=record.seconds if context.budget.kind == "time" else record.steps,
                                 steps=record.steps)
         result["history"] = record.history()
         result["timings"] = {
-            "train_s": record.seconds,
+            "train_s": wall_s,
+            "world_size": world.size,
+            "gpu_s": record.seconds,
+            "global_batch": options.batch_size * world.size,
             "steps": record.steps,
-            "steps_per_s": record.steps / record.seconds if record.seconds else None,
-            "train_images_per_s": record.images / record.seconds if record.seconds else None,
-            **probed,
-            **utilisation(probed, steps=record.steps, seconds=record.seconds,
+            "steps_per_s": record.steps / wall_s if wall_s else None,
+            "train_images_per_s": record.images / wall_s if wall_s else None,
+            **probed,  # per device
+            **utilisation(probed, steps=record.steps, seconds=wall_s,
                           device_name=result["hardware"]["device"], precision=identity.precision),
         }
-        save_checkpoint(folder / CHECKPOINT_FILE, method, identity.method, identity.dataset, record.steps,
-                        run_key=identity.run_key)
+        if world.is_main:
+            save_checkpoint(folder / CHECKPOINT_FILE, method, identity.method, identity.dataset, record.steps,
+                            run_key=identity.run_key)
         score_method(method, context, result, folder, label)
     except Interrupted as stop:
         result.update(status="interrupted", error=f"interrupted: {stop} (resume with the same command)")
-        results.write_result(context.out, folder, result, index=context.write_index)
+        if world.is_main:
+            results.write_result(context.out, folder, result, index=context.write_index)
         log(f"{label}: {result['error']}")
         raise
     except Unavailable as error:
@@ -221,12 +253,21 @@ def execute_run(identity: RunIdentity, context: RunContext) -> dict:
         result.update(status="failed", error=f"{type(error).__name__}: {error}", traceback=traceback.format_exc(),
                       metrics={}, metric_details={})
         result.pop("per_image", None)
+        if world.distributed:  # the other ranks may be waiting in a collective: torchrun ends them all
+            _write(result, context, folder, world)
+            raise
     if result["status"] != "ok":
         log(f"{label}: {result['status']}: {result['error']}")
+    _write(result, context, folder, world)
+    return result | {"_action": action}
+
+
+def _write(result: dict, context: RunContext, folder: Path, world: World) -> None:
+    if not world.is_main:
+        return
     results.write_result(context.out, folder, result, index=context.write_index)
     if result["status"] == "ok":
-        resume_path.unlink(missing_ok=True)
-    return result | {"_action": action}
+        (folder / RESUME_FILE).unlink(missing_ok=True)
 
 
 def record_failure(identity: RunIdentity, context: RunContext, error: str) -> dict:
@@ -274,18 +315,50 @@ def _colorized(method, images: torch.Tensor, batch_size: int, device, keep: dict
         yield pred, target
 
 
+def _colorized_shards(method, context: RunContext, keep: dict, bad: list, seconds: list):
+    """Several ranks: each colorizes its share of the test split, then rank 0 gets them all.
+
+    Yields rank 0's (prediction, target) batches; the other ranks yield nothing.
+    """
+    world, images = context.world, context.test_set.images
+    shard = world.shard(images.shape[0])
+    parts = [pred for pred, _ in _colorized(method, images[shard.start : shard.stop], context.eval_batch_size,
+                                            context.device, {}, bad, seconds)]
+    local = torch.cat(parts) if parts else images.new_zeros((0, *images.shape[1:])).to(context.device)
+    flag = (bad[0] if bad[0] is not None else torch.zeros((), dtype=torch.bool, device=context.device))
+    bad[0] = world.all_reduce(flag.to(torch.int32), "max").bool()
+    predictions = world.gather(local, images.shape[0])
+    if not world.is_main:
+        return
+    for position in keep:
+        keep[position] = predictions[position]
+    for first in range(0, images.shape[0], context.eval_batch_size):
+        target = images[first : first + context.eval_batch_size].to(context.device, non_blocking=True)
+        yield predictions[first : first + target.shape[0]], target
+
+
 def score_method(method, context: RunContext, result: dict, folder: Path, label: str) -> None:
-    """Colorize the test split and score it in one pass; fill the result; write the samples."""
+    """Colorize the test split and score it in one pass (several ranks: colorize sharded, then score);
+    fill the result; write the samples (rank 0)."""
     test_set = context.test_set
     keep = dict.fromkeys(sample_indices(context.samples, len(test_set)))
     bad, colorize_s = [None], [0.0]
     metrics, unavailable = build_metrics(context.metric_names, context.metric_context)
     start = time.perf_counter()
-    batches = _colorized(method, test_set.images, context.eval_batch_size, context.device, keep, bad, colorize_s)
-    details = unavailable | evaluate(batches, metrics, len(test_set), label=f"score {label}")
+    if context.world.distributed:
+        batches = _colorized_shards(method, context, keep, bad, colorize_s)
+    else:
+        batches = _colorized(method, test_set.images, context.eval_batch_size, context.device, keep, bad, colorize_s)
+    if context.world.is_main:
+        details = unavailable | evaluate(batches, metrics, len(test_set), label=f"score {label}")
+    else:
+        for _ in batches:  # colorizes this rank's share; rank 0 scores
+            pass
     eval_s = time.perf_counter() - start
     if bad[0] is not None and bool(bad[0]):
         raise Diverged("diverged: non-finite output when colorizing the test split")
+    if not context.world.is_main:
+        return
     _fill_scores(result, details, context, eval_s)
     result["timings"].update(colorize_host_s=colorize_s[0])
     result["samples"] = save_samples(folder, keep, test_set)

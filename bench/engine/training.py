@@ -7,6 +7,11 @@ progress bar moves and periodic checkpoints are written. Between flushes the clo
 time used from the last window, and close to the end of a time budget it synchronises every step,
 so the budget still lands within 1 % (or one step). Everything a step queues is paid for by the
 budget: the synchronisation at each flush charges queued work to the window that queued it.
+
+On several ranks (``bench.engine.distributed``) every decision -- flush, stop, checkpoint, end of
+budget -- is taken from values the ranks agree on at each flush (the slowest rank's clock, the mean
+losses, anyone's stop request), so they all take the same number of steps. The clock then counts
+GPU-seconds: wall time x the number of ranks.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typing import Callable
 import torch
 
 from bench.engine.budget import Budget
+from bench.engine.distributed import World
 from bench.errors import BenchError
 from bench.method import Method
 from bench.progress import progress_bar
@@ -95,11 +101,13 @@ class _Window:
         self.entries: list[tuple[int, dict]] = []
         self.start = time.perf_counter()
 
-    def fetch(self) -> list[tuple[int, dict[str, float]]]:
-        """Every loss of the window as floats, in one device-to-host transfer."""
+    def fetch(self, world: World) -> list[tuple[int, dict[str, float]]]:
+        """Every loss of the window as floats (the mean over ranks), in one device-to-host transfer."""
         tensors = [v for _, losses in self.entries for v in losses.values() if isinstance(v, torch.Tensor)]
-        values = iter(torch.stack([t.detach().reshape(()).float().to(tensors[0].device) for t in tensors]).tolist()
-                      if tensors else [])
+        stacked = torch.stack([t.detach().reshape(()).float().to(tensors[0].device) for t in tensors]) if tensors else None
+        if stacked is not None and world.distributed:  # a non-finite loss on any rank is seen by all
+            stacked = world.all_reduce(stacked) / world.size
+        values = iter(stacked.tolist() if stacked is not None else [])
         return [(step, {name: next(values) if isinstance(v, torch.Tensor) else float(v) for name, v in losses.items()})
                 for step, losses in self.entries]
 
@@ -113,14 +121,17 @@ def check_finite(entries: list[tuple[int, dict[str, float]]]) -> None:
 
 def train(method: Method, sampler, budget: Budget, *, label: str = "train", record: TrainingRecord | None = None,
           precision: str = "fp32", on_checkpoint: Callable[[TrainingRecord], None] | None = None,
-          checkpoint_every: float = math.inf, should_stop: Callable[[], bool] = lambda: False) -> TrainingRecord:
+          checkpoint_every: float = math.inf, should_stop: Callable[[], bool] = lambda: False,
+          world: World = World()) -> TrainingRecord:
     """Step ``method`` until the budget is spent, continuing ``record`` when resuming.
 
     ``on_checkpoint(record)`` is called every ``checkpoint_every`` seconds of training and before
     raising :class:`Interrupted` when ``should_stop()`` turns true. Raises :class:`Diverged` at the
-    first flush that sees a non-finite loss.
+    first flush that sees a non-finite loss. On several ranks (``world``) call it on every rank with
+    the method inside ``distributed.parallelize``.
     """
     record = record or TrainingRecord()
+    agreed = world.distributed  # decide only on values every rank has (see the module's docstring)
     device = method.device
     step_autocast = autocast(device, precision)
     last_checkpoint = record.seconds
@@ -129,11 +140,19 @@ def train(method: Method, sampler, budget: Budget, *, label: str = "train", reco
     synchronize(device)
     window = _Window()
 
-    def flush(advance) -> None:
-        nonlocal window, window_step_s, last_checkpoint
+    window_limit = 1 if agreed else FLUSH_STEPS  # ranks predict nothing before a first window: start small
+
+    def flush(advance) -> bool:
+        """Close the window; returns whether a stop was requested (on any rank)."""
+        nonlocal window, window_step_s, last_checkpoint, window_limit
         synchronize(device)  # charges every queued kernel to this window
         elapsed = time.perf_counter() - window.start
-        entries = window.fetch()
+        stop = should_stop()
+        if agreed:  # the slowest rank's clock, in GPU-seconds; anyone's stop request
+            shared = world.all_reduce(torch.tensor([elapsed, float(stop)], device=device, dtype=torch.float64), "max")
+            elapsed, stop = shared[0].item() * world.size, bool(shared[1].item())
+            window_limit = min(FLUSH_STEPS, 2 * window_limit)
+        entries = window.fetch(world)
         if entries:
             window_step_s = elapsed / len(entries)
         first_seconds = record.seconds
@@ -148,30 +167,35 @@ def train(method: Method, sampler, budget: Budget, *, label: str = "train", reco
             on_checkpoint(record)
             last_checkpoint = record.seconds
         window = _Window()  # the bookkeeping above is not charged to the budget
+        return stop
+
+    def interrupt():
+        if on_checkpoint:
+            on_checkpoint(record)
+        raise Interrupted(f"stopped at step {record.steps}")
 
     with progress_bar(label, total=budget.value, unit_column=budget.kind == "steps") as advance:
         while True:
-            host_s = time.perf_counter() - window.start
+            host_s = 0.0 if agreed else time.perf_counter() - window.start
             # Predicted training time so far; exact on a CPU (steps run synchronously there).
             used = record.seconds + max(host_s, len(window.entries) * window_step_s)
             last_step_s = window_step_s if window.entries else (record.log[-1][1] - record.log[-2][1]
                                                                 if len(record.log) > 1 else 0.0)
             if budget.done(record.steps, used, last_step_s):
                 break
-            if should_stop():
+            if not agreed and should_stop():  # several ranks stop together, at a flush
                 flush(advance)
-                if on_checkpoint:
-                    on_checkpoint(record)
-                raise Interrupted(f"stopped at step {record.steps}")
+                interrupt()
             batch = sampler.next()
             with step_autocast:
                 losses = method.step(batch, budget.progress(record.steps, used))
             record.steps += 1
-            record.images += len(batch)
+            record.images += len(batch) * world.size
             window.entries.append((record.steps, losses))
             near_end = budget.kind == "time" and used + 2 * FLUSH_STEPS * window_step_s >= budget.value
             checkpoint_due = on_checkpoint is not None and used - last_checkpoint >= checkpoint_every
-            if len(window.entries) >= FLUSH_STEPS or host_s >= FLUSH_SECONDS or near_end or checkpoint_due:
-                flush(advance)
+            if len(window.entries) >= window_limit or host_s >= FLUSH_SECONDS or near_end or checkpoint_due:
+                if flush(advance) and agreed:
+                    interrupt()
         flush(advance)
     return record

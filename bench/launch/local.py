@@ -42,8 +42,9 @@ _slot: dict = {}
 
 def run_sequential(context, identities, stop) -> list[dict]:
     """Today's behaviour: the reference rows, then every run in this process, in plan order."""
-    for reference in REFERENCES:
-        execute_reference(reference, context, context.dataset.options.to_dict())
+    if context.world.is_main:  # several ranks: one scores the reference rows
+        for reference in REFERENCES:
+            execute_reference(reference, context, context.dataset.options.to_dict())
     if stop():
         raise BenchError(f"stopped by {stop.signal} before the first run: run the same command again to go on")
     context.should_stop = stop
@@ -107,8 +108,9 @@ class Slot:
 
 def run_parallel(config, context, identities, stop, jobs: int) -> list[dict]:
     """``--jobs N``: N runs at once on this machine, the reference rows computed here."""
-    for reference in REFERENCES:
-        execute_reference(reference, context, context.dataset.options.to_dict())
+    if context.world.is_main:  # several ranks: one scores the reference rows
+        for reference in REFERENCES:
+            execute_reference(reference, context, context.dataset.options.to_dict())
     driver = Driver(context, identities, with_references=False)
     spawn = multiprocessing.get_context("spawn")
     messages, stop_event = spawn.Queue(), spawn.Event()
