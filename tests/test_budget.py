@@ -85,3 +85,25 @@ def test_history_is_binned():
     record = train(method, FixedSampler(), Budget.parse("50steps"))
     history = record.history(points=7)
     assert len(history["step"]) <= 7 and history["step"][-1] == 50
+
+
+class TwoRanksOneProcess:
+    """A world of two ranks whose other rank mirrors this one: exercises the agreed clock in one process."""
+
+    rank, size, local_rank, distributed, is_main = 0, 2, 0, True, True
+
+    def all_reduce(self, tensor, op="sum"):
+        return tensor * 2 if op == "sum" else tensor  # the other rank holds the same values
+
+
+def test_time_budget_on_several_ranks_counts_gpu_seconds():
+    method = SleepyMethod(MethodOptions(lr=1.0), MethodContext(size=4))
+    budget = Budget.parse("2s")  # GPU-seconds: one second of wall time on each of two ranks
+    start = time.perf_counter()
+    record = train(method, FixedSampler(), budget, world=TwoRanksOneProcess())
+    wall = time.perf_counter() - start
+    longest = 2 * max(b[1] - a[1] for a, b in zip([(0, 0.0, {})] + record.log, record.log))
+    assert abs(record.seconds - budget.value) <= max(0.01 * budget.value, longest)
+    assert wall == pytest.approx(record.seconds / 2, rel=0.1)
+    assert record.images == 4 * record.steps  # the global batch: two ranks x 2 images
+    assert all(losses["loss"] == 1.0 for _, _, losses in record.log)  # the mean over ranks

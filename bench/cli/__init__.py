@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from bench import __version__
 from bench.cli.colorize import add_colorize_parser
@@ -34,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # `bench run --gpus N` starts itself again under torchrun
     from bench.progress import console, set_quiet
 
     set_quiet(args.quiet)

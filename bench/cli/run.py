@@ -50,6 +50,7 @@ def cmd_run(args) -> int:
     from bench import registry
     from bench.engine.budget import DEFAULT, Budget
     from bench.environment import resolve_device
+    from bench.launch import torchrun
     from bench.runner import RunConfig, run_benchmark
 
     methods = registry.list_methods() if args.methods == "all" else split_list(args.methods)
@@ -61,12 +62,17 @@ def cmd_run(args) -> int:
         dataset_options.setdefault("path", path)
     if args.size is not None and args.size < 16:
         raise BenchError(f"--size {args.size}: at least 16 pixels")
+    if args.gpus < 1:
+        raise BenchError(f"--gpus {args.gpus}: at least 1")
+    if args.gpus > 1 and not torchrun.under_torchrun():
+        return torchrun.relaunch(args.argv, args.gpus, resolve_device(args.device))
     if args.launcher == "ray":  # the cluster's GPUs, which this machine may not have
         from bench.launch.ray import cluster_device
 
         device, device_label = cluster_device(args.device, args.ray_address)
     else:
         device, device_label = resolve_device(args.device), None
+    world, device = torchrun.join(device)  # one process: World()
     config = RunConfig(
         methods=methods,
         dataset=dataset,
@@ -92,8 +98,14 @@ def cmd_run(args) -> int:
         jobs=args.jobs,
         ray_address=args.ray_address,
         cpus_per_run=args.cpus_per_run,
+        world=world,
     )
-    results = run_benchmark(config)
+    try:
+        results = run_benchmark(config)
+    finally:
+        world.close()
+    if not world.is_main:
+        return 0 if any(r["status"] == "ok" for r in results) else 1
     for r in results:
         r["action"] = r.pop("_action")
     if args.json:
@@ -190,5 +202,9 @@ def add_run_parser(sub) -> None:
     p.add_argument("--cpus-per-run", type=int, default=None, metavar="N",
                    help="torch threads of each CPU run, and the CPUs a Ray task asks for (default: on the CPU this "
                    "process's threads, as a sequential run, whose numbers depend on them; with a GPU, 1)")
+    p.add_argument("--gpus", type=int, default=1, metavar="N",
+                   help="train each run on N GPUs of this machine with DistributedDataParallel (starts torchrun; "
+                   "the same as torchrun --nproc-per-node N -m bench run ...); the budget counts GPU-seconds "
+                   "(default: 1)")
     p.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
     p.set_defaults(func=cmd_run)
