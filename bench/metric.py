@@ -1,12 +1,16 @@
 """The interface of metric plugins.
 
 The evaluation engine (``bench.evaluate``) feeds every metric the same batches, once: predicted and
-target RGB as float tensors in [0, 1], shape (N, 3, H, W), on the evaluation device.
+target RGB as float tensors in [0, 1], shape (N, 3, H, W), on the evaluation device, in full
+precision (autocast off, TF32 off).
 
-* Per-image metrics return one value per image from ``update``; the engine averages them and adds
-  a bootstrap confidence interval.
+* Per-image metrics return one value per image from ``update``, as a tensor that may stay on the
+  device: the engine keeps it there and fetches every value once, after the last batch, then
+  averages them and adds a bootstrap confidence interval.
 * Set-level metrics (FID, KID) return ``None`` from ``update``, accumulate what they need, and
   report in ``compute``.
+* ``update`` should not wait on the device (no ``.item()``, ``.cpu()`` or data-dependent Python
+  branches per batch); checks that need a device value are kept there and raised from ``finish``.
 
 A metric that cannot run here (missing weights) raises :class:`bench.errors.Unavailable` from
 ``__init__``; it is then recorded as unavailable with that reason.
@@ -53,6 +57,9 @@ class Metric:
     def update(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor | None:
         """Per-image values (N,) for per-image metrics; ``None`` for set-level ones."""
         raise NotImplementedError
+
+    def finish(self) -> None:
+        """Called once after the last batch: raise here what deferred checks found (the metric fails)."""
 
     def compute(self) -> dict[str, Any]:
         """Set-level metrics: {"value": float, ...extra fields such as "std", "n", "warning"}."""

@@ -51,7 +51,7 @@ KNOWN_WEIGHTS: dict[str, WeightFile] = {
             filename="alexnet-owt-7be5be79.pth",
             url="https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
             sha256="7be5be79",
-            needed_by=("metric lpips",),
+            needed_by=("metric lpips", "metric fd-alex", "metric kd-alex"),
             # The convolutional trunk alone (torchvision key names, features.* only), as shipped in
             # ../shared/weights; checked against LPIPS's published example distances.
             alternates=(

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from bench.api import Batch, BenchError, Method, MethodOptions, hookimpl
 from bench.options import positive
-from bench.methods.networks import EncoderDecoder, init_weights
+from bench.methods.networks import EncoderDecoder, adam, init_weights
 
 
 @dataclass
@@ -33,13 +33,17 @@ class RegressionBaseline(Method):
     description = "CNN encoder-decoder regressing ab from L with an L2 loss (non-adversarial baseline)"
     Options = BaselineOptions
 
+    @classmethod
+    def check_size(cls, size: int, options: BaselineOptions) -> None:
+        if size % 2**options.depth:
+            raise BenchError(f"{cls.name}: size {size} is not divisible by 2**depth={2**options.depth}")
+
     def __init__(self, options: BaselineOptions, context):
         super().__init__(options, context)
-        if self.size % 2**options.depth:
-            raise BenchError(f"baseline: size {self.size} is not divisible by 2**depth={2**options.depth}")
+        self.check_size(self.size, options)
         self.net = init_weights(EncoderDecoder(1, 2, options.width, options.depth)).to(self.device)
         self.nets = {"G": self.net}
-        self.optimizers = {"G": torch.optim.Adam(self.net.parameters(), lr=options.lr, betas=(0.9, 0.999))}
+        self.optimizers = {"G": adam(self.net.parameters(), options.lr, betas=(0.9, 0.999))}
 
     def train_step(self, batch: Batch) -> dict[str, torch.Tensor]:
         loss = F.mse_loss(self.net(batch.L), batch.ab)

@@ -76,11 +76,15 @@ class CycleGANOptions(MethodOptions):
 class CycleGAN(Method):
     Options = CycleGANOptions
 
+    @classmethod
+    def check_size(cls, size: int, options: CycleGANOptions) -> None:
+        smallest = max(patchgan_min_size(options.n_layers_d), 4)
+        if size % 4 or size < smallest:
+            raise BenchError(f"{cls.name}: size must be a multiple of 4 and at least {smallest}, got {size}")
+
     def __init__(self, options: CycleGANOptions, context):
         super().__init__(options, context)
-        smallest = max(patchgan_min_size(options.n_layers_d), 4)
-        if self.size % 4 or self.size < smallest:
-            raise BenchError(f"{self.name}: size must be a multiple of 4 and at least {smallest}, got {self.size}")
+        self.check_size(self.size, options)
         self.lab = options.color_space == "lab"
         gray_ch, color_ch = (1, 3) if self.lab else (3, 3)
         n_blocks = resnet_blocks_for(self.size) if options.n_blocks is None else options.n_blocks

@@ -1,13 +1,15 @@
 """Network blocks shared by the built-in methods (after junyanz/pytorch-CycleGAN-and-pix2pix).
 
 Each method module says only how it differs; every generator, discriminator, loss and pool lives
-here once.
+here once (the fastai-style ResNet18 U-Net, built from these blocks, in ``dynamic_unet.py``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
+from collections.abc import Collection
 
 import torch
 from torch import nn
@@ -114,6 +116,21 @@ def set_requires_grad(nets, flag: bool) -> None:
             p.requires_grad_(flag)
 
 
+@contextlib.contextmanager
+def batch_statistics_only(net: nn.Module):
+    """Inside this block, BatchNorm layers in training mode normalise with the batch's statistics
+    without also updating their running statistics: test-time batch statistics (pix2pix's
+    ``test_mode=paper``) leave the trained state as it was."""
+    norms = [m for m in net.modules() if isinstance(m, nn.BatchNorm2d) and m.track_running_stats]
+    for m in norms:
+        m.track_running_stats = False  # BatchNorm then passes no running buffers to F.batch_norm
+    try:
+        yield
+    finally:
+        for m in norms:
+            m.track_running_stats = True
+
+
 # -- pix2pix U-Net (Isola et al. 2017; junyanz UnetSkipConnectionBlock) ----------------------------
 
 
@@ -151,17 +168,34 @@ class UnetSkipConnectionBlock(nn.Module):
         return self.model(x) if self.outermost else torch.cat([x, self.model(x)], 1)
 
 
+# Which decoder blocks get dropout 0.5, counted from the bottleneck (0 = the innermost block, whose
+# up-convolution takes the 1x1 bottleneck to 2x2):
+# * "paper": the first three decoder layers, CD512-CD512-CD512 of U-Net-256 (Isola et al. 2017,
+#   appendix 6.1.1): blocks 0, 1, 2, taking 1x1, 2x2 and 4x4 inputs, at every size (the bottleneck
+#   is always 1x1, so the rule reads the same at 64 and 32 px);
+# * "junyanz": the reference code's placement, the ngf*8 blocks between the innermost and the
+#   ngf*4 one: blocks 1 .. levels-5 (1, 2, 3 at 256 px, block 1 only at 64 px, none at 32 px).
+DROPOUT_PLACEMENTS = ("paper", "junyanz")
+
+
+def unet_dropout_blocks(levels: int, placement: str = "paper") -> tuple[int, ...]:
+    if placement == "paper":
+        return (0, 1, 2)
+    if placement == "junyanz":
+        return tuple(range(1, levels - 4))
+    raise ValueError(f"unknown dropout placement {placement!r}; choose one of {', '.join(DROPOUT_PLACEMENTS)}")
+
+
 class UnetGenerator(nn.Module):
     """The pix2pix U-Net: ``levels`` stride-2 levels down to a 1x1 bottleneck and back up.
 
     Channels ngf, 2ngf, 4ngf, then 8ngf for every deeper level (U-Net-256 = 8 levels). Dropout 0.5
-    sits in the ``dropout_blocks`` decoder blocks nearest the bottleneck: the paper's decoder
-    CD512-CD512-CD512-C512-... (the junyanz code puts them one block further out, leaving the
-    innermost block without dropout; parameter counts are identical).
+    follows the up-convolution of each decoder block listed in ``dropout_blocks`` (counted from the
+    bottleneck, see :func:`unet_dropout_blocks`); the placement does not change parameter counts.
     """
 
     def __init__(self, in_ch: int = 1, out_ch: int = 2, levels: int = 8, ngf: int = 64, norm: str = "batch",
-                 dropout: bool = True, dropout_blocks: int = 3):
+                 dropout_blocks: Collection[int] = (0, 1, 2)):
         super().__init__()
         if levels < 5:
             raise ValueError(f"the U-Net needs at least 5 levels, got {levels}")
@@ -170,7 +204,7 @@ class UnetGenerator(nn.Module):
         block = None
         for index, (outer, inner) in enumerate(widths):
             block = UnetSkipConnectionBlock(outer, inner, submodule=block, innermost=index == 0, norm=norm,
-                                            dropout=dropout and index < dropout_blocks)
+                                            dropout=index in dropout_blocks)
         self.model = UnetSkipConnectionBlock(out_ch, ngf, in_ch, block, outermost=True, norm=norm)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -251,76 +285,36 @@ def resnet_blocks_for(size: int) -> int:
     return 9 if size >= 256 else 6
 
 
-# -- U-Net on a ResNet18 encoder (the COCO colorization project's generator) ----------------------
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+# -- sub-pixel up-sampling with ICNR init (Shi et al. 2016; Aitken et al. 2017; fastai) ----------
 
 
-class UpBlock(nn.Module):
-    """x2 transposed-conv upsampling, then the skip features concatenated and fused by a 3x3 conv."""
+def icnr_(weight: torch.Tensor, scale: int = 2, init=nn.init.kaiming_normal_) -> torch.Tensor:
+    """ICNR init, in place, of a convolution weight that feeds ``nn.PixelShuffle(scale)``.
 
-    def __init__(self, in_ch: int, skip_ch: int, out_ch: int):
-        super().__init__()
-        self.up = upconv_norm_act(in_ch, out_ch)
-        self.fuse = conv_norm_act(out_ch + skip_ch, out_ch)
-
-    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
-        return self.fuse(torch.cat([self.up(x), skip], 1))
-
-
-class ResNet18UNet(nn.Module):
-    """timm ``resnet18`` (features_only: strides 2..32) as the encoder, a skip-connected decoder to
-    full resolution, tanh output.
-
-    The encoder keeps its ImageNet 3-channel stem: normalised L in [-1, 1] is mapped back to
-    [0, 1], repeated to 3 channels and normalised with the ImageNet mean/std, i.e. the gray image
-    an ImageNet network expects. The last decoder block fuses the input L itself as its skip.
+    PixelShuffle builds output channel c from input channels c*scale**2 ... c*scale**2 + scale**2 - 1
+    (one per sub-pixel); ICNR gives those scale**2 kernels one value, drawn by ``init`` (fastai's
+    ``icnr_init``: kaiming normal), so at init the up-sampling is a convolution followed by
+    nearest-neighbour resizing: no checkerboard (Aitken et al. 2017).
     """
+    out_ch, in_ch, *kernel = weight.shape
+    if out_ch % scale**2:
+        raise ValueError(f"ICNR needs output channels divisible by {scale**2}, got {out_ch}")
+    sub_kernel = init(weight.new_zeros(out_ch // scale**2, in_ch, *kernel))
+    with torch.no_grad():
+        weight.copy_(sub_kernel.repeat_interleave(scale**2, dim=0))
+    return weight
 
-    def __init__(self, out_ch: int = 2):
-        super().__init__()
-        import timm  # imported here: only this network needs it, and it is slow to import
 
-        self.encoder = timm.create_model("resnet18", pretrained=False, features_only=True)
-        channels = self.encoder.feature_info.channels()  # [64, 64, 128, 256, 512]
-        widths = [256, 128, 64, 64]
-        self.ups = nn.ModuleList()
-        deep = channels[-1]
-        for skip, width in zip(reversed(channels[:-1]), widths):
-            self.ups.append(UpBlock(deep, skip, width))
-            deep = width
-        self.final_up = UpBlock(deep, 1, 32)
-        self.head = nn.Sequential(nn.Conv2d(32, out_ch, 1), nn.Tanh())
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+class PixelShuffleICNR(nn.Sequential):
+    """fastai ``PixelShuffle_ICNR(in_ch, out_ch, blur=False, norm_type=None)``: 1x1 convolution to
+    out_ch * scale**2 channels (ICNR weight, zero bias), ReLU, ``nn.PixelShuffle(scale)``."""
 
-    def decoder_modules(self) -> list[nn.Module]:
-        return [*self.ups, self.final_up, self.head]
-
-    def forward(self, L: torch.Tensor) -> torch.Tensor:
-        x = ((L + 1.0) / 2.0).expand(-1, 3, -1, -1)
-        features = self.encoder((x - self.mean) / self.std)
-        y = features[-1]
-        for block, skip in zip(self.ups, reversed(features[:-1])):
-            y = block(y, skip)
-        return self.head(self.final_up(y, L))
-
-    def load_torchvision_resnet18(self, state: dict) -> None:
-        """Load a torchvision ``resnet18`` state dict into the encoder (same key names; fc dropped)."""
-        if not isinstance(state, dict):
-            raise ValueError("not a state dict")
-        state = {k: v for k, v in state.items() if not k.startswith("fc.")}
-        expected = self.encoder.state_dict()
-        missing = sorted(set(expected) - set(state))
-        unexpected = sorted(set(state) - set(expected))
-        wrong = sorted(k for k in set(expected) & set(state)
-                       if not isinstance(state[k], torch.Tensor) or state[k].shape != expected[k].shape)
-        if missing or unexpected or wrong:
-            parts = [f"{label}: {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}"
-                     for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)) if keys]
-            raise ValueError("not a torchvision resnet18 state dict (" + "; ".join(parts) + ")")
-        self.encoder.load_state_dict(state)
+    def __init__(self, in_ch: int, out_ch: int | None = None, scale: int = 2):
+        out_ch = in_ch if out_ch is None else out_ch
+        conv = nn.Conv2d(in_ch, out_ch * scale**2, 1)
+        icnr_(conv.weight, scale)
+        nn.init.zeros_(conv.bias)
+        super().__init__(conv, nn.ReLU(), nn.PixelShuffle(scale))
 
 
 # -- losses and image pool -----------------------------------------------------------------------

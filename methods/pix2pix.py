@@ -1,17 +1,28 @@
 """Pix2Pix (Isola et al. 2017, "Image-to-Image Translation with Conditional Adversarial Networks")
 as used for colorization: a U-Net maps L to ab, a 70x70 PatchGAN judges (L, ab) pairs, and the
-generator minimises cGAN + lambda * L1 (lambda = 100).
+generator minimises cGAN + lambda * L1 (lambda = 100) — and ``unet-l2``, the same generator trained
+with L2 alone (the L2 baseline of the L2-vs-cGAN colorization report: what the GAN adds).
 
 :class:`ConditionalGAN` holds the pix2pix objective and update order (junyanz ``pix2pix_model``:
 D on the detached fake, then G against the frozen D); generators built on it only say which
 network maps L to ab. ``pix2pix-resnet18`` (``pix2pix_resnet18.py``) reuses it with another
-generator and a staged loss.
+generator and a staged loss. :class:`PaperUnet` is the one code path that builds, checks and runs
+the pix2pix U-Net, for ``pix2pix`` and ``unet-l2`` alike.
 
-Test-time mode (option ``test_mode``): ``eval`` (default) uses BatchNorm running statistics and
-no dropout, so a test image's colours do not depend on its batch or on chance; ``paper`` keeps
-the generator in training mode at test time as the paper does (dropout on, batch statistics):
-dropout is then the noise source at test time too (BatchNorm running statistics then drift with
-the test batches, as in the reference's test script without ``--eval``; this mode never uses them).
+Defaults follow the paper; the departures are options:
+
+* ``batch_size=1`` (the paper's experiments and the junyanz default; BatchNorm over one image is
+  then instance normalisation). ``-o batch_size=4`` was this suite's earlier default.
+* ``test_mode=paper``: at test time the generator runs as in training, dropout on and BatchNorm on
+  batch statistics (the paper: "we apply dropout at test time, and we apply batch normalization
+  using the statistics of the test batch"; the junyanz test script without ``--eval``). The
+  reference tests one image per batch, so here each test image is colorized on its own: its
+  colours depend on its own statistics and the dropout draw, never on which images share its
+  evaluation batch, and ``--eval-batch-size`` changes nothing. Running statistics are left as
+  trained. ``test_mode=eval`` uses the running statistics and no dropout (deterministic).
+* ``dropout_placement=paper``: dropout 0.5 in the three decoder blocks nearest the bottleneck
+  (inputs 1x1, 2x2, 4x4; ``networks.unet_dropout_blocks``); ``junyanz`` moves it one block out, as
+  the reference code (none at 32 px).
 """
 
 from __future__ import annotations
@@ -28,12 +39,14 @@ from bench.options import positive
 from bench.methods.networks import (
     GANLoss,
     adam,
+    batch_statistics_only,
     NLayerDiscriminator,
     UnetGenerator,
     init_weights,
     optimize,
     patchgan_min_size,
     set_requires_grad,
+    unet_dropout_blocks,
     unet_levels,
 )
 
@@ -62,12 +75,17 @@ class ConditionalGAN(Method):
 
     Options = ConditionalGANOptions
 
+    @classmethod
+    def check_size(cls, size: int, options: ConditionalGANOptions) -> None:
+        super().check_size(size, options)
+        smallest = patchgan_min_size(options.n_layers_d)
+        if size < smallest:
+            raise BenchError(f"{cls.name}: size {size} is below {smallest}, the smallest the "
+                             f"{options.n_layers_d}-layer PatchGAN accepts")
+
     def __init__(self, options: ConditionalGANOptions, context):
         super().__init__(options, context)
-        smallest = patchgan_min_size(options.n_layers_d)
-        if self.size < smallest:
-            raise BenchError(f"{self.name}: size {self.size} is below {smallest}, the smallest the "
-                             f"{options.n_layers_d}-layer PatchGAN accepts")
+        self.check_size(self.size, options)
         self.G = self.build_generator().to(self.device)
         self.D = init_weights(NLayerDiscriminator(1 + 2, options.ndf, options.n_layers_d)).to(self.device)
         self.nets = {"G": self.G, "D": self.D}
@@ -104,39 +122,88 @@ class ConditionalGAN(Method):
         return self.G(L)
 
 
+# -- the pix2pix U-Net generator, shared by pix2pix and unet-l2 ------------------------------------
+
+
 @dataclass
-class Pix2PixOptions(ConditionalGANOptions):
-    # A small batch, as in the paper's experiments (batch sizes 1-10), and quick on a CPU; BatchNorm
-    # normalises over it. Override with -o batch_size=N.
-    batch_size: int = 4
+class PaperUnetOptions(MethodOptions):
+    """The generator's options and its training settings (the paper's): Adam 2e-4, betas (0.5, 0.999)."""
+
+    batch_size: int = 1
     ngf: int = 64
-    dropout: bool = True  # dropout 0.5 in the three decoder blocks nearest the bottleneck
-    test_mode: Literal["eval", "paper"] = "eval"
+    dropout: bool = True
+    dropout_placement: Literal["paper", "junyanz"] = "paper"
+    test_mode: Literal["paper", "eval"] = "paper"
 
     def validate(self) -> None:
         super().validate()
         positive("ngf", self.ngf)
 
 
-class Pix2Pix(ConditionalGAN):
-    name = "pix2pix"
-    description = "Pix2Pix (Isola et al. 2017): U-Net generator, 70x70 PatchGAN, cGAN + 100*L1"
-    Options = Pix2PixOptions
+class PaperUnet:
+    """Mixin (before the Method base): builds ``self.G`` as the pix2pix U-Net, refuses sizes it
+    cannot take, and runs it at test time as ``test_mode`` says."""
 
-    def build_generator(self) -> nn.Module:
+    @classmethod
+    def check_size(cls, size: int, options: PaperUnetOptions) -> None:
         try:
-            levels = unet_levels(self.size)  # 8 at 256 (U-Net-256): 1x1 bottleneck
+            unet_levels(size)
         except ValueError as error:
-            raise BenchError(f"pix2pix: {error}") from None
+            raise BenchError(f"{cls.name}: {error}") from None
+        super().check_size(size, options)
+
+    def build_generator(self) -> UnetGenerator:
         options = self.options
-        return init_weights(UnetGenerator(1, 2, levels, options.ngf, dropout=options.dropout))
+        levels = unet_levels(self.size)  # 8 at 256 (U-Net-256): a 1x1 bottleneck
+        dropout_blocks = unet_dropout_blocks(levels, options.dropout_placement) if options.dropout else ()
+        return init_weights(UnetGenerator(1, 2, levels, options.ngf, dropout_blocks=dropout_blocks))
 
     def eval_mode(self) -> None:
         super().eval_mode()
         if self.options.test_mode == "paper":
             self.G.train()  # dropout and batch statistics at test time, as in the paper
 
+    def colorize(self, L: torch.Tensor) -> torch.Tensor:
+        if not self.G.training:
+            return self.G(L)
+        # Batch statistics (paper mode): one image per batch, as the reference tests, so an image's
+        # colours do not depend on the others in its evaluation batch; running statistics untouched.
+        with batch_statistics_only(self.G):
+            return torch.cat([self.G(image) for image in L.split(1)])
+
+
+@dataclass
+class Pix2PixOptions(PaperUnetOptions, ConditionalGANOptions):
+    pass
+
+
+class Pix2Pix(PaperUnet, ConditionalGAN):
+    name = "pix2pix"
+    description = "Pix2Pix (Isola et al. 2017): U-Net generator, 70x70 PatchGAN, cGAN + 100*L1"
+    Options = Pix2PixOptions
+
+
+class UnetL2(PaperUnet, Method):
+    """The pix2pix generator, options and optimiser, trained on MSE(G(L), ab) alone: no discriminator."""
+
+    name = "unet-l2"
+    description = "the pix2pix U-Net trained with L2 only (no GAN): the L2 baseline of the L2-vs-cGAN comparison"
+    Options = PaperUnetOptions
+
+    def __init__(self, options: PaperUnetOptions, context):
+        super().__init__(options, context)
+        self.check_size(self.size, options)
+        self.G = self.build_generator().to(self.device)
+        self.nets = {"G": self.G}
+        self.optimizers = {"G": adam(self.G.parameters(), options.lr)}
+
+    def train_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        loss = F.mse_loss(self.G(batch.L), batch.ab)
+        optimize(self.optimizers["G"], loss)
+        return {"G_L2": loss.detach()}
+
 
 @hookimpl
 def register_methods(register):
     register(Pix2Pix)
+    register(UnetL2)

@@ -17,6 +17,7 @@ Methods without a value follow by name, then failed, interrupted and skipped one
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from bench.reports import findings as claims
 from bench.reports.cells import STAT_COLUMNS, Cell, Column, budget_text, metric_cell, metric_columns, stat_values
@@ -24,6 +25,9 @@ from bench.reports.runs import Run, as_text, options_text
 from bench.reports.verdicts import Comparison, all_pairs, compare, rank_with_ties, row_sample, untested_summary
 from bench.stats import aggregate_seeds
 from bench.store import safe_name
+
+if TYPE_CHECKING:
+    from bench.reports.turing.score import Fooling
 
 DEFAULT_RANK_BY = "lpips"
 STATUS_ORDER = {"failed": 2, "interrupted": 3, "skipped": 4}
@@ -43,6 +47,7 @@ class Row:
     rank: int | None = None
     tied_with: list[str] = field(default_factory=list)
     vs_gray: Comparison | None = None
+    fooling: Fooling | None = None  # Turing-test fooling rate, when a study covers the row (bench turing score)
 
     @property
     def is_reference(self) -> bool:
@@ -124,6 +129,10 @@ class Board:
     @property
     def rank_column(self) -> Column | None:
         return next((c for c in self.columns if c.name == self.rank_by), None)
+
+    @property
+    def has_fooling(self) -> bool:
+        return any(r.fooling is not None for r in self.rows)
 
     @property
     def has_gray(self) -> bool:

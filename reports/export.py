@@ -54,6 +54,7 @@ def _row(board: Board, row: Row, pages: dict[tuple[str, str], str]) -> dict:
         "seeds_ok": [r.seed for r in row.ok_runs],
         "demo": sorted({r.demo for r in row.runs if r.demo}),
         "vs_gray": dict(row.vs_gray.to_dict(), mark=row.gray_mark) if row.vs_gray else None,
+        "fooling": row.fooling.to_dict() if row.fooling else None,  # a Turing test's, when one covers the row
         "page": pages[board.slug, row.slug],
         "metrics": {name: _cell(cell) for name, cell in row.cells.items()},
         "stats": {name: {k: getattr(cell, k) for k in ("mean", "std", "n_seeds")} for name, cell in row.stats.items()},
@@ -106,6 +107,8 @@ def _csv(header: list[str], lines: list[list]) -> str:
     return buffer.getvalue()
 
 
+FOOLING_COLUMNS = ["fooling_rate", "fooling_ci95_lo", "fooling_ci95_hi", "fooling_fooled", "fooling_votes",
+                   "fooling_raters", "fooling_seed"]
 BOARD_COLUMNS = ["board", "dataset", "dataset_options", "size", "budget", "hardware", "precision", "demo", "rank_by"]
 
 
@@ -130,6 +133,9 @@ def leaderboard_csv(boards: list[Board]) -> str:
     for name in metrics:
         header += [f"{name}_{k}" for k in ("mean", "ci95_lo", "ci95_hi", "std", "n_seeds", "status", "reason")]
     header += [f"{name.replace(' ', '_').replace('/', '_per_')}_mean" for name in stats]
+    fooling = any(board.has_fooling for board in boards)  # columns only when a Turing test is shown
+    if fooling:
+        header += FOOLING_COLUMNS
     lines = []
     for board in boards:
         for row in board.rows:
@@ -145,6 +151,10 @@ def leaderboard_csv(boards: list[Board]) -> str:
                 mean = "inf" if cell.infinite else cell.mean
                 line += [mean, lo, hi, cell.std, cell.n_seeds, cell.status, cell.reason]
             line += [row.stats[name].mean for name in stats]
+            if fooling:
+                f = row.fooling
+                line += [f.rate, *(f.ci95 or (None, None)), f.fooled, f.votes, f.raters, f.seed] if f else \
+                    [None] * len(FOOLING_COLUMNS)
             lines.append(line)
     return _csv(header, lines)
 

@@ -17,6 +17,19 @@ from bench.store import safe_name
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
+def read_sample(run: Run, relative) -> bytes | None:
+    """The bytes of one sample PNG of ``run``; None when it is missing, not a PNG or outside the run folder."""
+    relative = as_text(relative)
+    if not relative:
+        return None
+    root = run.directory.resolve()
+    source = (root / relative).resolve()
+    if not source.is_relative_to(root) or not source.is_file():
+        return None  # a result.json must not make the report copy files from elsewhere
+    content = source.read_bytes()
+    return content if content.startswith(PNG_SIGNATURE) else None
+
+
 class ImageStore:
     def __init__(self, site: Path):
         self.site = site
@@ -24,19 +37,12 @@ class ImageStore:
 
     def add(self, run: Run, relative, board_slug: str) -> str | None:
         """Copy one sample file of ``run``; None when it is missing, not a PNG or outside the run folder."""
-        relative = as_text(relative)
-        if not relative:
-            return None
-        root = run.directory.resolve()
-        source = (root / relative).resolve()
-        if not source.is_relative_to(root) or not source.is_file():
-            return None  # a result.json must not make the report copy files from elsewhere
-        content = source.read_bytes()
-        if not content.startswith(PNG_SIGNATURE):
+        content = read_sample(run, relative)
+        if content is None:
             return None
         digest = hashlib.sha256(content).hexdigest()[:12]
         if digest not in self.copied:
-            stem = safe_name(PurePosixPath(relative).name.removesuffix(".png"))
+            stem = safe_name(PurePosixPath(as_text(relative)).name.removesuffix(".png"))
             target = f"img/{board_slug}/{stem}-{digest}.png"
             (self.site / target).parent.mkdir(parents=True, exist_ok=True)
             (self.site / target).write_bytes(content)

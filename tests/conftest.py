@@ -48,3 +48,26 @@ def run_cli(capsys):
         return code, captured.out, captured.err
 
     return run
+
+
+@pytest.fixture
+def extra_methods():
+    """Register method classes as an extra in-process plugin for one test."""
+    import types
+
+    from bench import registry
+    from bench.api import hookimpl
+    from bench.plugins import get_plugin_manager
+
+    plugins = []
+
+    def add(*classes):
+        plugin = types.SimpleNamespace(register_methods=hookimpl(lambda register: [register(c) for c in classes]))
+        get_plugin_manager().register(plugin)
+        plugins.append(plugin)
+        registry.registries.cache_clear()
+
+    yield add
+    for plugin in plugins:
+        get_plugin_manager().unregister(plugin)
+    registry.registries.cache_clear()

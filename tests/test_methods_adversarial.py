@@ -1,4 +1,4 @@
-"""The four adversarial methods on tiny images: they learn, resume exactly, and refuse bad input."""
+"""The adversarial methods and unet-l2 on tiny images: they learn, resume exactly, and refuse bad input."""
 
 import io
 
@@ -8,6 +8,7 @@ import torch.nn.functional as F
 
 from bench import registry
 from bench.api import Batch, BenchError, rgb_to_normalized_lab
+from bench.inference import colorize_uint8
 from bench.methods.networks import ResnetBlock
 from bench.methods.pix2pix_resnet18 import Pix2PixResNet18
 
@@ -42,6 +43,7 @@ def build(name, **options):
 # Each method's own objective: L1 to the true ab for the pix2pix family, the cycle losses for CycleGAN.
 OBJECTIVES = {
     "pix2pix": ("G_L1",),
+    "unet-l2": ("G_L2",),
     "pix2pix-resnet18-scratch": ("G_L1",),
     "cyclegan-paired": ("cycle_gray", "cycle_color"),
     "cyclegan-unpaired": ("cycle_gray", "cycle_color"),
@@ -60,7 +62,9 @@ def test_a_few_steps_reduce_the_training_loss(name, batch):
     method.eval_mode()
     with torch.no_grad():
         ab = method.colorize(batch.L)
-    assert ab.shape == (4, 2, SIZE, SIZE) and ab.abs().max() <= 1
+    assert ab.shape == (4, 2, SIZE, SIZE) and torch.isfinite(ab).all()
+    if "resnet18" not in name:  # fastai's DynamicUnet has no output activation (y_range=None)
+        assert ab.abs().max() <= 1
 
 
 def snapshot(method) -> dict:
@@ -81,6 +85,7 @@ def assert_same_state(a, b):
     "name, options, steps",
     [
         ("pix2pix", {}, 3),  # dropout draws from torch's RNG
+        ("unet-l2", {}, 3),
         ("pix2pix-resnet18-scratch", {"stage1_fraction": 0.5}, 2),  # resumes right at the stage switch
         ("cyclegan-unpaired", {"pool_size": 3}, 3),  # the pools are full and swapping by then
         ("cyclegan-paired", {"color_space": "rgb", "pool_size": 3}, 3),
@@ -111,25 +116,61 @@ def test_save_load_continue_equals_not_stopping(name, options, steps, batch):
 
 def test_pix2pix_options_and_test_modes(batch):
     method = build("pix2pix")
+    assert method.options.batch_size == 1 and method.options.test_mode == "paper"  # the paper's defaults
     method.step(batch, 0.0)
     method.eval_mode()
+    assert method.G.training and not method.D.training  # dropout and batch statistics at test time
     with torch.no_grad():
-        assert torch.equal(method.colorize(batch.L), method.colorize(batch.L))  # deterministic
-    paper = build("pix2pix", test_mode="paper")
-    paper.step(batch, 0.0)
-    paper.eval_mode()
-    assert paper.G.training  # dropout and batch statistics at test time, as in the paper
+        assert not torch.equal(method.colorize(batch.L), method.colorize(batch.L))  # dropout is the noise
+    evaluated = build("pix2pix", test_mode="eval")
+    evaluated.step(batch, 0.0)
+    evaluated.eval_mode()
+    assert not evaluated.G.training
     with torch.no_grad():
-        assert not torch.equal(paper.colorize(batch.L), paper.colorize(batch.L))  # dropout is the noise
+        assert torch.equal(evaluated.colorize(batch.L), evaluated.colorize(batch.L))  # deterministic
     assert build("pix2pix", gan_mode="lsgan").gan_loss.loss.__class__.__name__ == "MSELoss"
     assert build("pix2pix", real_label=0.9).gan_loss.real_label == 0.9
-    for bad in ({"real_label": 0.3}, {"lambda_l1": -1}, {"gan_mode": "wgan"}, {"ngf": 0}):
+    for bad in ({"real_label": 0.3}, {"lambda_l1": -1}, {"gan_mode": "wgan"}, {"ngf": 0},
+                {"dropout_placement": "late"}, {"test_mode": "train"}):
         with pytest.raises(BenchError, match="option"):
             build("pix2pix", **bad)
     with pytest.raises(BenchError, match="power-of-two"):
         registry.create_method("pix2pix", size=48)
     with pytest.raises(BenchError, match="smallest"):
-        registry.create_method("pix2pix", size=16)
+        registry.create_method("pix2pix", size=32, n_layers_d=4)  # a 4-layer PatchGAN needs 48 px
+
+
+def uint8_images(n: int, seed: int) -> torch.Tensor:
+    return (smooth_images(n, seed) * 255).round().to(torch.uint8)
+
+
+@pytest.mark.parametrize("name", ["pix2pix", "unet-l2"])
+def test_paper_test_mode_does_not_depend_on_the_eval_batch(name, batch):
+    """Paper mode colorizes each test image on its own (batch statistics of that image, dropout on):
+    the same seed gives the same outputs whatever the evaluation batch size, and the running
+    statistics stay as trained."""
+    method = build(name)
+    for k in range(2):
+        method.step(batch, k / 4)
+    trained = {k: v.clone() for k, v in method.G.state_dict().items()}
+    images = uint8_images(5, 7)
+    outputs = []
+    for eval_batch in (5, 2, 1):
+        torch.manual_seed(11)
+        outputs.append(colorize_uint8(method, images, batch_size=eval_batch)[0])
+    assert all(torch.equal(outputs[0], out) for out in outputs[1:])
+    assert all(torch.equal(v, trained[k]) for k, v in method.G.state_dict().items())
+
+    # Without dropout, an image's colours are a function of that image alone...
+    method = build(name, dropout=False)
+    method.step(batch, 0.0)
+    method.eval_mode()
+    L = rgb_to_normalized_lab(smooth_images(5, 7))[0]
+    with torch.no_grad():
+        alone = method.colorize(L)
+        assert torch.allclose(method.colorize(L[:2]), alone[:2], atol=1e-6)
+        # ...unlike a plain training-mode pass, whose statistics span the whole batch
+        assert not torch.allclose(method.G(L)[:2], alone[:2], atol=1e-3)
 
 
 def test_pix2pix_update_order_and_decay(batch):
@@ -147,6 +188,15 @@ def test_pix2pix_update_order_and_decay(batch):
 
 
 def test_resnet18_stages(batch):
+    defaults = build("pix2pix-resnet18-scratch")
+    options = defaults.options
+    # the write-up's recipe: batch 16, 20 + 20 epochs, Adam 1e-4 (0.5, 0.999), constant rate
+    assert (options.batch_size, options.stage1_fraction, options.lr, options.pretrain_lr) == (16, 0.5, 1e-4, 1e-4)
+    for optimizer in defaults.optimizers.values():
+        assert optimizer.param_groups[0]["lr"] == 1e-4 and optimizer.param_groups[0]["betas"] == (0.5, 0.999)
+    assert all(defaults.lr_factor(p) == 1.0 for p in (0.0, 0.3, 0.5, 0.9, 1.0))
+    assert build("pix2pix-resnet18-scratch", pretrain_beta1=0.9).optimizers["G_L1"].param_groups[0]["betas"] == (0.9, 0.999)
+
     method = build("pix2pix-resnet18-scratch", stage1_fraction=0.4, decay_start=0.5)
     d_before = [p.clone() for p in method.D.parameters()]
     stage1 = method.step(batch, 0.0)
@@ -155,14 +205,62 @@ def test_resnet18_stages(batch):
     assert method.optimizers["G_L1"].param_groups[0]["lr"] == pytest.approx(1e-4)
     stage2 = method.step(batch, 0.4)
     assert set(stage2) == {"G_GAN", "G_L1", "D_real", "D_fake"}
-    # each stage has its own constant-then-linear-decay schedule
+    # with decay_start < 1 each stage has its own constant-then-linear-decay schedule
     assert method.lr_factor(0.1) == 1.0 and method.lr_factor(0.3) == pytest.approx(0.5)
     assert method.lr_factor(0.4) == 1.0 and method.lr_factor(0.85) == pytest.approx(0.5)
     assert method.lr_factor(1.0) == 0.0
-    with pytest.raises(BenchError, match="stage1_fraction"):
-        build("pix2pix-resnet18-scratch", stage1_fraction=1.0)
+    for bad in ({"stage1_fraction": 1.0}, {"pretrain_beta1": 1.0}, {"pretrain_lr": 0}):
+        with pytest.raises(BenchError, match="option"):
+            build("pix2pix-resnet18-scratch", **bad)
     with pytest.raises(BenchError, match="multiple of 32"):
         registry.create_method("pix2pix-resnet18-scratch", size=48)
+
+
+def test_unet_l2_is_the_pix2pix_generator_trained_with_l2(batch):
+    """unet-l2 and pix2pix share the generator code: the same builder, class, options and init."""
+    from bench.methods.pix2pix import Pix2Pix, UnetL2
+
+    assert UnetL2.build_generator is Pix2Pix.build_generator
+    assert UnetL2.colorize is Pix2Pix.colorize and UnetL2.eval_mode is Pix2Pix.eval_mode
+    shared = UnetL2.Options.describe()
+    assert shared.items() <= Pix2Pix.Options.describe().items()  # every generator option, same default
+    for options in ({}, {"ngf": 8, "dropout_placement": "junyanz"}):
+        l2, gan = build("unet-l2", **options), build("pix2pix", **options)  # same seed
+        assert type(l2.G) is type(gan.G)
+        assert l2.G.state_dict().keys() == gan.G.state_dict().keys()
+        assert all(torch.equal(a, b) for a, b in zip(l2.G.state_dict().values(), gan.G.state_dict().values()))
+        assert [type(m) for m in l2.G.modules()] == [type(m) for m in gan.G.modules()]
+    assert set(l2.nets) == {"G"} and set(l2.optimizers) == {"G"}  # no discriminator
+    assert l2.optimizers["G"].param_groups[0]["betas"] == gan.optimizers["G"].param_groups[0]["betas"]
+    assert l2.options.lr == gan.options.lr == 2e-4
+
+    # A trained pix2pix generator loads into unet-l2 as is, and colorizes the same.
+    gan.step(batch, 0.0)
+    l2.G.load_state_dict(gan.G.state_dict())
+    for method in (gan, l2):
+        method.eval_mode()
+        method.G.eval()
+    with torch.no_grad():
+        assert torch.equal(l2.colorize(batch.L), gan.colorize(batch.L))
+
+    # Its loss is the mean squared error of ab, nothing else.
+    method = build("unet-l2", dropout=False)
+    method.G.eval()  # fixed statistics, so the loss can be recomputed exactly
+    with torch.no_grad():
+        expected = F.mse_loss(method.G(batch.L), batch.ab)
+    assert torch.allclose(method.step(batch, 0.0)["G_L2"], expected)
+
+
+@pytest.mark.parametrize("name, bad, good", [
+    ("baseline", 36, 64), ("unet-l2", 48, 32), ("pix2pix", 16, 64), ("pix2pix-resnet18", 48, 64),
+    ("pix2pix-resnet18-scratch", 16, 32), ("cyclegan-paired", 30, 32), ("cyclegan-unpaired", 30, 32),
+])
+def test_check_size_refuses_before_building(name, bad, good):
+    cls = registry.methods().get(name).cls
+    options = cls.Options.from_dict({})
+    with pytest.raises(BenchError, match=f"^{name}: .*{bad}"):
+        cls.check_size(bad, options)
+    cls.check_size(good, options)
 
 
 def test_cyclegan_colour_spaces(batch):
@@ -204,7 +302,8 @@ def test_cyclegan_pairing(batch):
 
 def test_registered_as_plugins():
     names = registry.list_methods()
-    for name in ("pix2pix", "pix2pix-resnet18", "pix2pix-resnet18-scratch", "cyclegan-paired", "cyclegan-unpaired"):
+    for name in ("unet-l2", "pix2pix", "pix2pix-resnet18", "pix2pix-resnet18-scratch", "cyclegan-paired",
+                 "cyclegan-unpaired"):
         entry = registry.methods().get(name)
         assert name in names and entry.plugin == "colorbench (built-in)" and entry.description
     assert issubclass(registry.methods().get("pix2pix-resnet18-scratch").cls, Pix2PixResNet18)

@@ -1,4 +1,4 @@
-"""FID and KID: the maths against pytorch-fid and direct numpy, the Inception path against pytorch-fid.
+"""FID/KID and fd-alex/kd-alex: the maths against pytorch-fid and direct numpy, the feature paths against their references.
 
 The FID Inception weights are not available offline, so the feature-path tests build pytorch-fid's
 FID InceptionV3 with RANDOM weights. That is for these tests only: the metrics themselves refuse
@@ -21,6 +21,8 @@ from bench.errors import BenchError
 from bench.evaluate import build_metrics, evaluate
 from bench.metric import MetricContext
 from bench.metrics import distribution as dist
+from bench.metrics.features import TargetFingerprint
+from bench.metrics.perceptual import AlexTrunk
 from bench.weights import WeightStore
 
 CPU = torch.device("cpu")
@@ -197,8 +199,8 @@ def test_fid_kid_one_pass_cached_reference(random_inception_64, tmp_path):
     assert random_inception_64.images == 16  # one Inception pass per image, shared by FID and KID
 
     with torch.no_grad():
-        x = dist.inception_features(random_inception_64.inner, to_batch(preds)).numpy()
-        y = dist.inception_features(random_inception_64.inner, to_batch(targets)).numpy()
+        x = dist.inception_features(random_inception_64.inner, to_batch(preds)).double().numpy()
+        y = dist.inception_features(random_inception_64.inner, to_batch(targets)).double().numpy()
     fid, kid = first["fid"], first["kid"]
     assert fid["status"] == "ok" and fid["settings"] == "fid-inception-64"
     assert fid["value"] == pytest.approx(calculate_frechet_distance(*dist.gaussian_statistics(x), *dist.gaussian_statistics(y)), rel=1e-9)
@@ -240,3 +242,97 @@ def test_missing_fid_weights_make_fid_and_kid_unavailable(tmp_path):
 def test_dims_must_be_pytorch_fids():
     with pytest.raises(BenchError, match="2048, 768, 192, 64"):
         dist.InceptionOptions.from_dict({"dims": 100})
+
+
+# -- the target fingerprint ------------------------------------------------------------------
+def test_target_fingerprint_sees_every_pixel_not_the_batching():
+    images = torch.randint(0, 256, (6, 3, 16, 16), generator=torch.Generator().manual_seed(0)).float() / 255
+
+    def digest(*batches):
+        fingerprint = TargetFingerprint()
+        for batch in batches:
+            fingerprint.update(batch)
+            fingerprint.update(batch)  # a second metric passing the same batch: counted once
+        return fingerprint.hexdigest()
+
+    whole = digest(images)
+    assert digest(images[:2], images[2:]) == whole  # the eval batch size may change between runs
+    changed = images.clone()
+    changed[4, 1, 15, 0] += 1 / 255  # one channel of one pixel, one 8-bit step
+    assert digest(changed) != whole
+    assert digest(images[[1, 0, 2, 3, 4, 5]]) != whole  # order counts: features are kept in order
+    assert digest(images[:5]) != whole
+
+
+# -- fd-alex / kd-alex: the LPIPS AlexNet trunk's pooled conv5 features ----------------------
+def alex_features(weights_dir, arrays):
+    trunk = AlexTrunk(MetricContext(device=CPU, weights=WeightStore(weights_dir)))
+    with torch.no_grad():
+        return trunk.conv5(to_batch(arrays)).double().numpy()
+
+
+def run_alex_pass(context, preds, targets, batch_size=4):
+    metrics, unavailable = build_metrics(["fd-alex", "kd-alex"], context)
+    assert not unavailable
+    u8 = lambda a: torch.from_numpy(a).permute(0, 3, 1, 2)  # noqa: E731
+    batches = ((u8(preds[i : i + batch_size]), u8(targets[i : i + batch_size])) for i in range(0, len(preds), batch_size))
+    return evaluate(batches, metrics, len(preds))
+
+
+def test_fd_kd_alex_equal_direct_numpy_on_the_same_features(shared_weights_dir, tmp_path):
+    preds, targets = photo_crops(12, (64, 64), seed=6), photo_crops(12, (64, 64), seed=7)
+    context = MetricContext(device=CPU, weights=WeightStore(shared_weights_dir), cache_dir=tmp_path,
+                            reference_key="flowers-test-64")
+    first = run_alex_pass(context, preds, targets)
+    x, y = alex_features(shared_weights_dir, preds), alex_features(shared_weights_dir, targets)
+    assert x.shape == (12, 256) and x.std(axis=0).mean() > 1e-3
+
+    fd, kd = first["fd-alex"], first["kd-alex"]
+    assert fd["status"] == "ok" and fd["value"] == pytest.approx(numpy_frechet(x, y), rel=1e-5)
+    assert fd["n"] == 12 and "rank-deficient" in fd["warning"]  # N = 12 <= 256
+    draws = np.random.default_rng(dist.KID_SEED)
+    estimates = []
+    for _ in range(dist.KID_SUBSETS):
+        ix, iy = draws.choice(12, 6, replace=False), draws.choice(12, 6, replace=False)
+        estimates.append(loop_mmd2(x[ix], y[iy]))
+    assert kd["status"] == "ok" and kd["subset_size"] == 6
+    assert kd["value"] == pytest.approx(np.mean(estimates), rel=1e-6)
+    assert kd["std"] == pytest.approx(np.std(estimates), rel=1e-5)
+
+    # Labelled as what they are: never FID/KID.
+    assert fd["settings"] == "fd-alexnet-lpips-trunk-conv5relu-avgpool256-input-lpips-scaling"
+    assert kd["settings"].startswith("kd-alexnet-lpips-trunk-conv5relu-avgpool256")
+    assert "not FID" in fd["description"] and "not KID" in kd["description"]
+
+    assert len(list(tmp_path.glob("*alexnet-conv5*.pt"))) == 1  # the real side is cached ...
+    second = run_alex_pass(context, preds, targets)
+    assert context.shared["alexnet-conv5"].target == []  # ... and reused: no target features this pass
+    assert second["fd-alex"]["value"] == pytest.approx(fd["value"], rel=1e-12)
+    assert second["kd-alex"]["value"] == pytest.approx(kd["value"], rel=1e-12)
+
+
+def test_fd_kd_alex_unavailable_without_the_lpips_trunk(tmp_path):
+    context = MetricContext(device=CPU, weights=WeightStore(tmp_path))
+    ready, unavailable = build_metrics(["psnr", "fd-alex", "kd-alex"], context)
+    assert [m.name for m in ready] == ["psnr"]
+    for name in ("fd-alex", "kd-alex"):
+        assert unavailable[name]["status"] == "unavailable"
+        assert "LPIPS AlexNet trunk unavailable" in unavailable[name]["reason"]
+
+
+@pytest.mark.slow
+def test_fd_alex_is_full_rank_on_the_flowers_test_split(shared_flowers_root, shared_weights_dir):
+    """At the flowers test split's N = 340 the 256-d covariance has full rank: no warning, finite value."""
+    from bench.data import load_split
+    from bench.datasets.flowers import Flowers17
+
+    truth = load_split(Flowers17(shared_flowers_root), "test", 64).images
+    assert len(truth) == 340
+    trunk = AlexTrunk(MetricContext(device=CPU, weights=WeightStore(shared_weights_dir)))
+    gray = truth.float().mean(dim=1, keepdim=True).expand_as(truth)
+    with torch.no_grad():
+        x = trunk.conv5(gray / 255).double().numpy()
+        y = trunk.conv5(truth.float() / 255).double().numpy()
+    assert np.linalg.matrix_rank(np.cov(y, rowvar=False)) == 256
+    result = dist.frechet_result(x, y)
+    assert "warning" not in result and np.isfinite(result["value"]) and result["value"] > 0

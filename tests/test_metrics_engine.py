@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -9,6 +11,7 @@ import torch
 from bench.evaluate import build_metrics, evaluate
 from bench.stats import aggregate_seeds, bootstrap_ci
 from bench.metric import Metric, MetricContext
+from bench.metrics.fidelity import PSNR
 
 CPU = torch.device("cpu")
 
@@ -81,3 +84,84 @@ def test_engine_runs_all_metrics_in_one_pass_and_isolates_failures(monkeypatch):
     assert results["broken"]["status"] == "failed" and "boom" in results["broken"]["reason"]
     assert results["psnr"]["status"] == "ok" and results["psnr"]["settings"] == "psnr-rgb-range1"
     assert recorder["eval_images_per_s"] > 0
+
+
+class Sleeper(Metric):
+    """Takes a known time per batch, and records the precision flags it ran under."""
+
+    name = "sleeper"
+
+    def __init__(self, context, options=None):
+        super().__init__(context, options)
+        self.flags = []
+
+    def update(self, pred, target):
+        time.sleep(0.05)
+        self.flags.append((torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32))
+        return pred.mean(dim=(1, 2, 3))
+
+
+def test_each_metric_reports_its_own_time_and_the_pass_total(monkeypatch):
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", True)
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", True)
+    context = MetricContext(device=CPU)
+    sleeper = Sleeper(context)
+    metrics = [PSNR(context), sleeper]
+    producer_flags = []
+
+    def batches():  # like the runner's generator: it colorizes between batches, with its own precision
+        g = torch.Generator().manual_seed(1)
+        for _ in range(3):
+            producer_flags.append((torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32))
+            time.sleep(0.05)
+            yield tuple(torch.randint(0, 256, (2, 3, 16, 16), generator=g, dtype=torch.uint8) for _ in "pt")
+
+    results = evaluate(batches(), metrics, total=6)
+    assert sleeper.flags == [(False, False)] * 3  # metrics run with TF32 off ...
+    assert producer_flags == [(True, True)] * 3  # ... the batch producer keeps the caller's setting
+    assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == (True, True)  # restored
+    slept, psnr = results["sleeper"], results["psnr"]
+    assert 0.15 <= slept["eval_s"] < psnr["eval_s"] + slept["eval_s"] <= slept["pass_s"]
+    assert psnr["eval_s"] < 0.05  # its own time only, not the pass's
+    assert slept["pass_s"] >= 0.3 and psnr["pass_s"] == slept["pass_s"]  # producing the batches counts for the pass
+    assert slept["eval_images_per_s"] == pytest.approx(6 / slept["eval_s"])
+    assert psnr["pass_images_per_s"] == pytest.approx(6 / psnr["pass_s"])
+
+
+def test_per_image_values_must_be_one_per_image():
+    class Scalar(Metric):
+        name = "scalar"
+
+        def update(self, pred, target):
+            return pred.mean()  # a set mean instead of (N,) values
+
+    context = MetricContext(device=CPU)
+    image = torch.zeros(3, 3, 16, 16, dtype=torch.uint8)
+    results = evaluate([(image, image)], [Scalar(context), PSNR(context)], total=3)
+    assert results["scalar"]["status"] == "failed" and "one value per image" in results["scalar"]["reason"]
+    assert results["psnr"]["status"] == "ok"
+
+
+def test_no_host_transfer_per_batch(monkeypatch, shared_weights_dir):
+    """Everything the metrics fetch from the device is fetched after the pass: the number of fetches
+    does not grow with the number of batches (the CPU stands in for the device here)."""
+    from bench.weights import WeightStore
+
+    fetches = []
+    for method in ("item", "tolist", "cpu", "numpy", "__bool__", "__float__", "__int__"):
+        original = getattr(torch.Tensor, method)
+        monkeypatch.setattr(torch.Tensor, method, lambda self, *a, _m=method, _f=original, **k: fetches.append(_m) or _f(self, *a, **k))
+    context = MetricContext(device=CPU, weights=WeightStore(shared_weights_dir))
+    names = ["psnr", "ssim", "lpips", "colourfulness", "delta_colourfulness", "fd-alex", "kd-alex"]
+    counts = []
+    for n_batches in (2, 5):
+        metrics, unavailable = build_metrics(names, context)
+        assert not unavailable
+        g = torch.Generator().manual_seed(n_batches)
+        batches = [tuple(torch.randint(0, 256, (3, 3, 32, 32), generator=g, dtype=torch.uint8) for _ in "pt")
+                   for _ in range(n_batches)]
+        fetches.clear()
+        results = evaluate(batches, metrics, total=3 * n_batches)
+        assert all(r["status"] == "ok" for r in results.values()), results
+        counts.append(sorted(fetches))
+    assert counts[0] == counts[1]

@@ -13,6 +13,7 @@ import torchvision
 from PIL import Image
 
 from bench.errors import BenchError, Unavailable
+from bench.evaluate import build_metrics, evaluate
 from bench.metric import MetricContext
 from bench.metrics.perceptual import LPIPS, load_lpips, trunk_state_dict
 from bench.weights import WeightStore
@@ -79,10 +80,68 @@ def test_guards_the_input_range(metric, reference):
     with torch.no_grad():
         unscaled = reference(pred, target).flatten()  # the usual mistake: [0, 1] straight into lpips
     assert (metric.update(pred, target) - unscaled).abs().min() > 1e-3  # ... gives other numbers
-    with pytest.raises(ValueError, match=r"must be RGB in \[0, 1\]"):
-        metric.update(pred * 2 - 1, target)  # already-scaled input would be scaled twice: refused
-    with pytest.raises(ValueError, match=r"must be RGB in \[0, 1\]"):
-        metric.update(pred, target * 255)
+    metric.finish()  # in range: nothing to report
+    # Already-scaled input would be scaled twice, 0-255 input is far off: both refused. The range is
+    # tracked on the device during the pass and reported after it.
+    for bad_pred, bad_target in ((pred * 2 - 1, target), (pred, target * 255)):
+        fresh = LPIPS(MetricContext(device=CPU, weights=WeightStore(WEIGHTS)))
+        fresh.update(bad_pred, bad_target)
+        with pytest.raises(ValueError, match=r"must be RGB in \[0, 1\]"):
+            fresh.finish()
+
+
+def test_out_of_range_input_fails_the_trunk_metrics_in_a_pass():
+    context = MetricContext(device=CPU, weights=WeightStore(WEIGHTS))
+    metrics, _ = build_metrics(["lpips", "psnr", "fd-alex", "kd-alex"], context)
+    images = torch.rand(2, 3, 32, 32)
+    from bench import evaluate as engine
+
+    # A broken conversion hands the metrics [1, 2] instead of [0, 1].
+    with mock.patch.object(engine, "uint8_to_float", lambda u8: u8.float() / 255 + 1):
+        results = evaluate([(images.mul(255).byte(), images.mul(255).byte())], metrics, 2)
+    for name in ("lpips", "fd-alex", "kd-alex"):
+        assert results[name]["status"] == "failed" and "must be RGB in [0, 1]" in results[name]["reason"]
+    assert results["psnr"]["status"] == "ok"
+
+
+def test_conv5_features_are_the_trunks_conv5_output(metric):
+    """fd-alex/kd-alex's features: torchvision AlexNet ``features[:12]`` (conv5 and its ReLU) with the
+    trunk's weights, on LPIPS's input normalisation written out, globally average-pooled."""
+    alexnet = torchvision.models.alexnet()
+    alexnet.load_state_dict(torch.load(TRUNK, weights_only=True), strict=False)
+    conv5 = alexnet.features[:12].eval()
+    assert isinstance(conv5[10], torch.nn.Conv2d) and conv5[10].out_channels == 256
+    shift = torch.tensor([-0.030, -0.088, -0.188]).view(1, 3, 1, 1)  # lpips' ScalingLayer
+    scale = torch.tensor([0.458, 0.448, 0.450]).view(1, 3, 1, 1)
+    images = torch.rand(3, 3, 64, 48, generator=torch.Generator().manual_seed(11))
+    with torch.no_grad():
+        expected = conv5(((images * 2 - 1) - shift) / scale).mean(dim=(2, 3))
+        ours = metric.trunk.conv5(images)
+    assert ours.shape == (3, 256) and ours.std(dim=0).mean() > 1e-3
+    torch.testing.assert_close(ours, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_one_trunk_pass_per_image_tensor_shared_in_a_pass(reference):
+    """LPIPS, fd-alex and kd-alex in one pass: the trunk runs once on each prediction and target
+    batch, and LPIPS still equals the lpips package."""
+    context = MetricContext(device=CPU, weights=WeightStore(WEIGHTS))
+    metrics, unavailable = build_metrics(["fd-alex", "lpips", "kd-alex"], context)
+    assert not unavailable
+    trunk = context.shared["lpips-alexnet-trunk"]
+    calls = []
+    forward = trunk.model.net.forward
+    with mock.patch.object(trunk.model.net, "forward", lambda x: calls.append(len(x)) or forward(x)):
+        g = torch.Generator().manual_seed(5)
+        batches = [tuple(torch.randint(0, 256, (4, 3, 40, 40), generator=g, dtype=torch.uint8) for _ in "pt")
+                   for _ in range(2)]
+        results = evaluate(batches, metrics, 8)
+    assert calls == [4, 4, 4, 4]  # prediction and target of each batch, once each
+    pred = torch.cat([p for p, _ in batches]).float() / 255
+    target = torch.cat([t for _, t in batches]).float() / 255
+    with torch.no_grad():
+        expected = reference(pred * 2 - 1, target * 2 - 1).flatten().numpy()
+    np.testing.assert_allclose(results["lpips"]["per_image"], expected, atol=1e-6)
+    assert results["fd-alex"]["status"] == "ok" and results["kd-alex"]["status"] == "ok"
 
 
 def test_full_torchvision_state_dict_is_accepted(tmp_path, metric):

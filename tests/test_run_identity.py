@@ -4,34 +4,16 @@ import json
 import math
 import os
 import sqlite3
-import types
 
 import pytest
 import torch
 
 from bench import registry
-from bench.api import Method, hookimpl
-from bench.plugins import get_plugin_manager
+from bench.api import Method
 from bench.store.identity import RunIdentity, budget_key
 from bench.store.results import find_runs
 
 TINY = ("--dataset", "sample", "--size", "32", "--device", "cpu", "--metrics", "psnr")
-
-
-@pytest.fixture
-def extra_methods():
-    plugins = []
-
-    def add(*classes):
-        plugin = types.SimpleNamespace(register_methods=hookimpl(lambda register: [register(c) for c in classes]))
-        get_plugin_manager().register(plugin)
-        plugins.append(plugin)
-        registry.registries.cache_clear()
-
-    yield add
-    for plugin in plugins:
-        get_plugin_manager().unregister(plugin)
-    registry.registries.cache_clear()
 
 
 class GoesNaN(Method):
@@ -181,7 +163,8 @@ def test_out_that_is_a_file_fails_before_training(run_cli, tmp_path):
 
 def test_demo_runs_are_flagged(run_cli, tmp_path):
     out = tmp_path / "runs"
-    code, stdout, err = run_cli("run", "--methods", "baseline", *TINY, "--budget", "smoke", "--out", out, "--json")
+    code, stdout, err = run_cli("run", "--methods", "baseline", *TINY, "--budget", "smoke", "-o", "batch_size=1",
+                                "--out", out, "--json")
     assert code == 0
     assert "smoke preset" in json.loads(stdout)[0]["demo"]
     code, stdout, _ = run_cli("run", "--methods", "baseline", *TINY, "--budget", "3steps", "--out", out, "--json")

@@ -2,34 +2,14 @@
 
 import json
 import sqlite3
-import types
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from bench import registry
-from bench.api import Method, Unavailable, hookimpl
-from bench.plugins import get_plugin_manager
+from bench.api import Method, Unavailable
 from bench.store.results import find_runs
-
-
-@pytest.fixture
-def extra_methods():
-    """Register method classes as an extra in-process plugin for one test."""
-    plugins = []
-
-    def add(*classes):
-        plugin = types.SimpleNamespace(register_methods=hookimpl(lambda register: [register(c) for c in classes]))
-        get_plugin_manager().register(plugin)
-        plugins.append(plugin)
-        registry.registries.cache_clear()
-
-    yield add
-    for plugin in plugins:
-        get_plugin_manager().unregister(plugin)
-    registry.registries.cache_clear()
 
 
 class Exploding(Method):

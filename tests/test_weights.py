@@ -160,7 +160,7 @@ def test_bench_weights_lists_found_and_missing(run_cli, shared_weights_dir, hub_
     lpips_row = rows["lpips-alexnet"]
     assert lpips_row["status"] == "found" and lpips_row["source"] == "weights dir"
     assert lpips_row["path"] == str(shared_weights_dir / "alexnet-features-lpips.pth")
-    assert lpips_row["needed_by"] == ["metric lpips"]
+    assert lpips_row["needed_by"] == ["metric lpips", "metric fd-alex", "metric kd-alex"]
     fid_row = rows["fid-inception"]
     assert fid_row["status"] == "missing" and fid_row["put_at"] == str(shared_weights_dir)
     assert fid_row["needed_by"] == ["metric fid", "metric kid"] and fid_row["file"] == "pt_inception-2015-12-05-6726825d.pth"

@@ -268,9 +268,9 @@ def _colorized(method, images: torch.Tensor, batch_size: int, device, keep: dict
             bad[0] = ~finite if bad[0] is None else bad[0] | ~finite
             pred = float_to_uint8(normalized_lab_to_rgb(L, torch.nan_to_num(ab)))
         seconds[0] += time.perf_counter() - start
-        for index in keep:
-            if first <= index < first + target.shape[0]:
-                keep[index] = pred[index - first]
+        for position in keep:
+            if first <= position < first + target.shape[0]:
+                keep[position] = pred[position - first]
         yield pred, target
 
 
@@ -309,14 +309,14 @@ def save_samples(folder: Path, kept: dict, test_set: ImageSet) -> list[dict]:
     directory = folder / "samples"
     directory.mkdir(parents=True, exist_ok=True)
     samples = []
-    for k, (index, pred) in enumerate(sorted(kept.items())):
-        truth = test_set.images[index : index + 1]
-        stem = f"{k:02d}-{safe_name(test_set.names[index])}"
+    for k, (position, pred) in enumerate(sorted(kept.items())):
+        truth = test_set.images[position : position + 1]
+        stem = f"{k:02d}-{safe_name(test_set.names[position])}"
         files = {"gray": f"{stem}.gray.png", "pred": f"{stem}.pred.png", "truth": f"{stem}.truth.png"}
         for key, image in (("gray", gray_uint8(truth)[0]), ("pred", pred), ("truth", truth[0])):
             png = Image.fromarray(image.permute(1, 2, 0).cpu().numpy())
             results.atomic_write(directory / files[key], lambda tmp, png=png: png.save(tmp, format="PNG"))
-        samples.append({"name": test_set.names[index], "index": index} | {k2: f"samples/{v}" for k2, v in files.items()})
+        samples.append({"name": test_set.names[position], "index": position} | {k2: f"samples/{v}" for k2, v in files.items()})
     return samples
 
 

@@ -20,7 +20,6 @@ import random
 import time
 
 import numpy as np
-import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from bench.engine.training import autocast, synchronize

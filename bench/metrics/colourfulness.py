@@ -56,28 +56,25 @@ class DeltaColourfulness(Metric):
 
     def __init__(self, context, options=None):
         super().__init__(context, options)
-        self.gaps: list[torch.Tensor] = []
-        self.pred_cf: list[torch.Tensor] = []
+        self.pairs: list[torch.Tensor] = []  # (N, 2): colourfulness of output and truth, kept on the device
 
     @property
     def settings(self) -> str:
         return f"delta-colourfulness-abs-mean-gap-{SETTINGS}"
 
     def update(self, pred, target):
-        pred_cf = colourfulness(pred)
-        self.pred_cf.append(pred_cf.cpu())
-        self.gaps.append((pred_cf - colourfulness(target)).cpu())
+        self.pairs.append(torch.stack([colourfulness(pred), colourfulness(target)], dim=1))
         return None
 
     def compute(self):
-        gaps = torch.cat(self.gaps).numpy()
-        pred_mean = float(torch.cat(self.pred_cf).mean())
+        pred_cf, target_cf = torch.cat(self.pairs).cpu().numpy().T  # one transfer, after the pass
+        gaps = pred_cf - target_cf
         signed = float(gaps.mean())
         return {
             "value": abs(signed),
             "signed_gap": signed,  # < 0: less colourful than the truth (sepia, washed out)
-            "pred_colourfulness": pred_mean,
-            "target_colourfulness": pred_mean - signed,
+            "pred_colourfulness": float(pred_cf.mean()),
+            "target_colourfulness": float(target_cf.mean()),
             "ci95": bootstrap_ci(gaps, statistic=np.abs),
             "n": int(gaps.size),
             "per_image": [float(v) for v in gaps],  # signed gaps

@@ -1,4 +1,6 @@
-"""FID and KID between the colorized test set and the real test set, through pytorch-fid.
+"""Set-level distances between the colorized and the real test set: FID/KID, fd-alex/kd-alex.
+
+FID and KID go through pytorch-fid.
 
 Features: pytorch-fid's ``InceptionV3`` with the FID weights (``pt_inception-2015-12-05``), its
 bilinear resize to 299x299 and [-1, 1] scaling, the 2048-d final average pool -- exactly the
@@ -16,20 +18,26 @@ ever computed with other weights under these names.
   subsets of the whole set would all be identical and their std meaningless. The estimate is
   unbiased at any subset size, so the value is comparable; the subset size is reported.
 
-One Inception pass per batch serves both metrics (shared through ``MetricContext.shared``). The
-real set's features are cached per dataset + split + size (``MetricContext.reference_key``) with a
-fingerprint of the images; ``bench score`` (no key) computes both sides.
+``fd-alex`` and ``kd-alex`` are the same Frechet and kernel distances in another feature space: the
+256-d globally average-pooled conv5 output (after its ReLU) of the LPIPS AlexNet trunk, with
+LPIPS's input normalisation ([-1, 1], then its ScalingLayer). They need only the LPIPS weights and
+are well-posed at the flowers test split's N = 340 (> 256: a full-rank covariance). They are NOT
+FID/KID: their values are comparable only with themselves, at the same N and image size.
+
+One feature pass per batch serves both metrics of a pair (shared through ``MetricContext.shared``;
+the AlexNet trunk is also LPIPS's). The real set's features are cached per dataset + split + size
+(``MetricContext.reference_key``) and extractor, with a fingerprint of the images
+(``bench.metrics.features``); ``bench score`` (no key) computes both sides.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import warnings
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
+from typing import Callable, ClassVar
 from unittest import mock
 
 import numpy as np
@@ -37,11 +45,11 @@ import torch
 import torch.nn.functional as F
 
 from bench.api import BenchError, Metric, Options, hookimpl
-from bench.store import safe_name
+from bench.metrics.features import PairedFeatures
+from bench.metrics.perceptual import shared_trunk
 from bench.weights import KNOWN_WEIGHTS, WeightStore
 
 KID_SUBSETS, KID_SUBSET_SIZE, KID_SEED = 100, 1000, 0
-CACHE_VERSION = 1
 
 
 # -- the feature extractor -------------------------------------------------------------------
@@ -74,88 +82,31 @@ def fid_inception(context, dims: int) -> torch.nn.Module:
 
 
 def inception_features(model: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
-    """(N, dims) float64 features of RGB [0, 1] images, as pytorch-fid's ``get_activations``."""
+    """(N, dims) float32 features of RGB [0, 1] images, on their device, as pytorch-fid's ``get_activations``."""
     # Contiguous NCHW like pytorch-fid's DataLoader batches: other memory layouts pick other conv
     # kernels, whose float rounding differs.
     out = model(images.float().contiguous())[0]
     if out.shape[2:] != (1, 1):  # pytorch-fid pools the lower blocks' maps the same way
         out = F.adaptive_avg_pool2d(out, output_size=(1, 1))
-    return out.flatten(1).double().cpu()
+    return out.flatten(1)
 
 
-def fingerprint_update(digest, images: torch.Tensor) -> None:
-    digest.update((images * 255).round().to(torch.uint8).cpu().numpy().tobytes())
+def inception_pair(context, dims: int) -> PairedFeatures:
+    """The pass's Inception features of both sets, shared by FID and KID; Unavailable without weights."""
+    key = f"inception-features-{dims}"
+    if key not in context.shared:
+        model = fid_inception(context, dims)
+        settings = f"inception-{dims}-{KNOWN_WEIGHTS['fid-inception'].sha256}"
+        context.shared[key] = PairedFeatures(context, settings, lambda images: inception_features(model, images))
+    return context.shared[key]
 
 
-class InceptionFeatures:
-    """Collects features of both sets, one Inception pass per batch, for every metric that asks."""
-
-    def __init__(self, context, dims: int):
-        self.model = fid_inception(context, dims)
-        self.dims = dims
-        self.pred: list[torch.Tensor] = []
-        self.target: list[torch.Tensor] = []
-        self._last_batch: tuple | None = None
-        self._target_digest = hashlib.sha256()
-        self._reference: np.ndarray | None = None
-        self.cache_path = None
-        if context.cache_dir is not None and context.reference_key:
-            key = context.reference_key
-            name = f"{safe_name(key)[:120]}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
-            self.cache_path = Path(context.cache_dir) / f"{name}-{self.settings}-v{CACHE_VERSION}.pt"
-        self.cached = self._read_cache()
-
-    @property
-    def settings(self) -> str:
-        return f"inception-{self.dims}-{KNOWN_WEIGHTS['fid-inception'].sha256}"
-
-    def _read_cache(self) -> dict | None:
-        if self.cache_path is None or not self.cache_path.is_file():
-            return None
-        try:
-            return torch.load(self.cache_path, map_location="cpu", weights_only=True)
-        except Exception:
-            return None  # a broken entry is recomputed
-
-    def _write_cache(self, features: torch.Tensor, fingerprint: str) -> None:
-        try:
-            self.cache_path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.cache_path.with_suffix(".tmp")
-            # float32 is lossless: the network's outputs are float32.
-            torch.save({"features": features.float(), "fingerprint": fingerprint}, tmp)
-            tmp.replace(self.cache_path)
-        except OSError:
-            pass  # a cache that cannot be written only costs time next run
-
-    def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
-        if self._last_batch is not None and self._last_batch[0] is pred and self._last_batch[1] is target:
-            return  # another metric already ran this batch
-        self._last_batch = (pred, target)
-        self.pred.append(inception_features(self.model, pred))
-        fingerprint_update(self._target_digest, target)
-        if self.cached is None:
-            self.target.append(inception_features(self.model, target))
-
-    def predicted(self) -> np.ndarray:
-        return torch.cat(self.pred).numpy()
-
-    def reference(self) -> np.ndarray:
-        """Features of the real set: computed in this pass, or from the cache if it matches."""
-        if self._reference is not None:
-            return self._reference
-        fingerprint = self._target_digest.hexdigest()
-        if self.cached is not None:
-            if self.cached["fingerprint"] != fingerprint:
-                self.cache_path.unlink(missing_ok=True)
-                raise RuntimeError(f"cached reference features {self.cache_path} were computed on other images "
-                                   "than this test set; removed, the next evaluation recomputes them")
-            self._reference = self.cached["features"].double().numpy()
-        else:
-            features = torch.cat(self.target)
-            if self.cache_path is not None:
-                self._write_cache(features, fingerprint)
-            self._reference = features.numpy()
-        return self._reference
+def alexnet_pair(context) -> PairedFeatures:
+    """The pass's pooled AlexNet conv5 features of both sets, shared by fd-alex and kd-alex."""
+    if "alexnet-conv5" not in context.shared:
+        trunk = shared_trunk(context)  # Unavailable without the LPIPS weights
+        context.shared["alexnet-conv5"] = PairedFeatures(context, f"alexnet-conv5-{trunk.path.stem}", trunk.conv5)
+    return context.shared["alexnet-conv5"]
 
 
 # -- the statistics --------------------------------------------------------------------------
@@ -171,9 +122,13 @@ def frechet_distance(x: np.ndarray, y: np.ndarray) -> tuple[float, str]:
     (mu1, sigma1), (mu2, sigma2) = gaussian_statistics(x), gaussian_statistics(y)
     printed = io.StringIO()
     # pytorch-fid prints its "singular product" note (it must not corrupt `--json` output) and
-    # calls sqrtm(disp=False), which recent SciPy flags as deprecated.
+    # calls sqrtm(disp=False), which recent SciPy flags as deprecated; a singular product (N <= d)
+    # is reported in the result (frechet_result's warning), not as a SciPy warning on stderr.
+    from scipy.linalg import LinAlgWarning
+
     with contextlib.redirect_stdout(printed), warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", LinAlgWarning)
         value = calculate_frechet_distance(mu1, sigma1, mu2, sigma2)
     return float(value), printed.getvalue().strip()
 
@@ -206,28 +161,35 @@ def kernel_inception_distance(x: np.ndarray, y: np.ndarray, *, subsets: int = KI
     return {"value": float(np.mean(estimates)), "std": float(np.std(estimates)), "subsets": subsets, "subset_size": m}
 
 
+def frechet_result(x: np.ndarray, y: np.ndarray) -> dict:
+    """The Frechet distance with what a reader must know: a rank-deficient covariance, pytorch-fid's note."""
+    if min(len(x), len(y)) < 2:
+        raise ValueError("the Frechet distance needs at least 2 images per set")
+    value, note = frechet_distance(x, y)
+    result = {"value": value}
+    n, dims = len(x), x.shape[1]
+    if n <= dims:  # a covariance of N samples has rank <= N - 1
+        result["warning"] = (f"N={n} <= {dims}: the {dims}-d feature covariance is rank-deficient, so the Frechet "
+                             "distance is biased upward and only comparable at equal N; see the kernel distance")
+    if note:
+        result["note"] = note
+    return result
+
+
 # -- the metrics -----------------------------------------------------------------------------
-@dataclass
-class InceptionOptions(Options):
-    dims: int = 2048  # pytorch-fid's --dims: 2048 (final pool, the standard), 768, 192 or 64
+class SetDistance(Metric):
+    """A distance between the predicted and the real set, in features shared by the metrics of a pass."""
 
-    def validate(self) -> None:
-        if self.dims not in (2048, 768, 192, 64):
-            raise BenchError(f"option dims must be one of 2048, 768, 192, 64 (pytorch-fid's), got {self.dims}")
-
-
-class _InceptionMetric(Metric):
     per_image = False
     higher_is_better = False
-    Options = InceptionOptions
+    distance: ClassVar[Callable[[np.ndarray, np.ndarray], dict]]  # {"value": ..., extras}
 
     def __init__(self, context, options=None):
         super().__init__(context, options)
-        dims = self.options.dims
-        key = f"inception-features-{dims}"
-        if key not in context.shared:
-            context.shared[key] = InceptionFeatures(context, dims)  # Unavailable without weights
-        self.features = context.shared[key]
+        self.features = self.shared_features(context)
+
+    def shared_features(self, context) -> PairedFeatures:
+        raise NotImplementedError
 
     def update(self, pred, target):
         self.features.update(pred, target)
@@ -237,46 +199,79 @@ class _InceptionMetric(Metric):
         x, y = self.features.predicted(), self.features.reference()
         return {**self.distance(x, y), "n": len(x), "n_reference": len(y)}
 
-    def distance(self, x: np.ndarray, y: np.ndarray) -> dict:
-        """{"value": ..., extras} between predicted features ``x`` and reference features ``y``."""
-        raise NotImplementedError
+
+@dataclass
+class InceptionOptions(Options):
+    dims: int = 2048  # pytorch-fid's --dims: 2048 (final pool, the standard), 768, 192 or 64
+
+    def validate(self) -> None:
+        if self.dims not in (2048, 768, 192, 64):
+            raise BenchError(f"option dims must be one of 2048, 768, 192, 64 (pytorch-fid's), got {self.dims}")
+
+
+class _InceptionMetric(SetDistance):
+    Options = InceptionOptions
+
+    def shared_features(self, context):
+        return inception_pair(context, self.options.dims)
 
 
 class FID(_InceptionMetric):
     name = "fid"
     description = "Frechet Inception Distance to the real test set (pytorch-fid, FID Inception weights)"
+    distance = staticmethod(frechet_result)
 
     @property
     def settings(self) -> str:
         return f"fid-inception-{self.options.dims}"
 
-    def distance(self, x, y):
-        if min(len(x), len(y)) < 2:
-            raise ValueError("FID needs at least 2 images per set")
-        value, note = frechet_distance(x, y)
-        result = {"value": value}
-        dims = self.options.dims
-        if len(x) <= dims:  # a covariance of N samples has rank <= N - 1
-            result["warning"] = (f"N={len(x)} <= {dims}: the {dims}-d feature covariance is rank-deficient, "
-                                 "so FID is biased upward and only comparable at equal N; see KID")
-        if note:
-            result["note"] = note
-        return result
-
 
 class KID(_InceptionMetric):
     name = "kid"
     description = "Kernel Inception Distance to the real test set (unbiased MMD^2, cubic polynomial kernel)"
+    distance = staticmethod(kernel_inception_distance)
 
     @property
     def settings(self) -> str:
         return f"kid-inception-{self.options.dims}-poly3-subsets{KID_SUBSETS}"
 
-    def distance(self, x, y):
-        return kernel_inception_distance(x, y)
+
+ALEX_FEATURES = "alexnet-lpips-trunk-conv5relu-avgpool256-input-lpips-scaling"
+
+
+class _AlexMetric(SetDistance):
+    def shared_features(self, context):
+        return alexnet_pair(context)
+
+    def finish(self):
+        shared_trunk(self.context).finish()
+
+
+class FDAlex(_AlexMetric):
+    name = "fd-alex"
+    description = ("Frechet distance in LPIPS's AlexNet pooled conv5 features (256-d) to the real test set; "
+                   "not FID, comparable only with itself")
+    distance = staticmethod(frechet_result)
+
+    @property
+    def settings(self) -> str:
+        return f"fd-{ALEX_FEATURES}"
+
+
+class KDAlex(_AlexMetric):
+    name = "kd-alex"
+    description = ("Kernel distance (unbiased MMD^2, cubic polynomial kernel) in LPIPS's AlexNet pooled conv5 "
+                   "features (256-d) to the real test set; not KID, comparable only with itself")
+    distance = staticmethod(kernel_inception_distance)
+
+    @property
+    def settings(self) -> str:
+        return f"kd-{ALEX_FEATURES}-poly3-subsets{KID_SUBSETS}"
 
 
 @hookimpl
 def register_metrics(register):
     register(FID)
     register(KID)
+    register(FDAlex)
+    register(KDAlex)

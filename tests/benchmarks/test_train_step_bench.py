@@ -16,7 +16,7 @@ import torch
 from bench import registry
 from bench.api import Batch
 
-METHODS = ("baseline", "pix2pix", "pix2pix-resnet18-scratch", "cyclegan-paired", "cyclegan-unpaired")
+METHODS = ("baseline", "unet-l2", "pix2pix", "pix2pix-resnet18-scratch", "cyclegan-paired", "cyclegan-unpaired")
 SETTINGS = [
     pytest.param("cpu", 64, id="cpu-64"),
     pytest.param("cuda", 256, id="cuda-256",
