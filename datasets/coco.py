@@ -71,14 +71,14 @@ def jpeg_names(folder: Path) -> list[str]:
 
 def download(root: Path, split: str) -> None:
     """Fetch the official zip of ``split`` and unpack it into ``root/coco`` (-> ``coco/<split>/``)."""
-    from torchvision.datasets.utils import download_and_extract_archive
-
     url, md5 = ZIPS[split]
     target = root / FOLDER
     place = f"{target / split}/*.jpg exist"
     if os.environ.get("COLORBENCH_OFFLINE", "") not in ("", "0"):
         raise BenchError(f"COCO {split} not found (downloads disabled by COLORBENCH_OFFLINE): download {url} and "
                          f"unpack it so that {place} (or point --data-root / env COLORBENCH_DATA at a folder that holds it)")
+    from torchvision.datasets.utils import download_and_extract_archive  # after the offline check: slow to import
+
     with fetching(f"COCO {split}", url, place):
         try:
             download_and_extract_archive(url, download_root=str(target), md5=md5, remove_finished=True)
