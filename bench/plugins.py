@@ -24,6 +24,7 @@ BUILTIN_PLUGINS = (
     "bench.datasets.flowers",
     "bench.datasets.torchvision_sets",
     "bench.datasets.folder",
+    "bench.datasets.coco",
     "bench.metrics.fidelity",
     "bench.metrics.perceptual",
     "bench.metrics.distribution",

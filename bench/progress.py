@@ -20,6 +20,10 @@ def set_quiet(quiet: bool) -> None:
     _quiet = quiet
 
 
+def is_quiet() -> bool:
+    return _quiet
+
+
 def set_reporter(reporter) -> None:
     global _reporter
     _reporter = reporter

@@ -6,8 +6,12 @@ reason, where Ray is not installed (``pip install 'colorbench[ray]'``).
 
 import importlib.util
 import json
+import os
+import signal
 import sqlite3
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -17,9 +21,8 @@ from bench import registry
 from bench.cli import main
 from bench.engine.budget import Budget
 from bench.errors import BenchError
-from bench.launch.local import run_parallel
 from bench.plugins import get_plugin_manager
-from bench.runner import RunConfig, StopRequest, plan, prepare, validate
+from bench.runner import RunConfig, run_benchmark
 from bench.store.results import find_runs
 
 GRID = ("--methods", "baseline,pix2pix", "--seeds", "2")
@@ -183,28 +186,27 @@ def test_jobs_retries_a_dead_worker_and_records_failures(plugin_site, tmp_path, 
     assert sorted(v for k, v in rows.items() if "launch" in k or "baseline" in k) == ["failed", "failed", "ok", "ok"]
 
 
-class StopWhenStarted(StopRequest):
-    """A Ctrl-C that comes once two slow runs (of this learning rate) have taken a few steps."""
+def signal_when_started(markers: Path, lr: float, signum: int) -> threading.Thread:
+    """Sends ``signum`` to this process (the driver) once two slow runs of this lr have taken a few steps."""
+    def watch():
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            if len(list(markers.glob(f"slow-{lr}-*"))) >= 2:
+                os.kill(os.getpid(), signum)
+                return
+            time.sleep(0.05)
 
-    def __init__(self, markers, lr):
-        super().__init__()
-        self.pattern = markers, f"slow-{lr}-*"
-
-    def __call__(self) -> bool:
-        if self.signal is None and len(list(self.pattern[0].glob(self.pattern[1]))) >= 2:
-            self.signal = "SIGINT"
-        return self.signal is not None
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
 
 
-def slow_grid(tmp_path, lr: float, **settings):
-    """Three slow runs (two run at once, one waits), planned as `bench run` plans them."""
-    config = RunConfig(methods=["launch-slow"], dataset="sample", budget=Budget.parse("60steps"),
-                       device=torch.device("cpu"), out=tmp_path / "runs", size=32, seeds=[0, 1, 2],
-                       method_options={"launch-slow": {"width": 4, "depth": 1, "batch_size": 2, "lr": lr}},
-                       metrics=["psnr"], samples=0, **settings)
-    validate(config)
-    context = prepare(config)
-    return config, context, plan(config, context)
+def slow_grid(tmp_path, lr: float, **settings) -> RunConfig:
+    """Three slow runs: two run at once, one waits."""
+    return RunConfig(methods=["launch-slow"], dataset="sample", budget=Budget.parse("60steps"),
+                     device=torch.device("cpu"), out=tmp_path / "runs", size=32, seeds=[0, 1, 2],
+                     method_options={"launch-slow": {"width": 4, "depth": 1, "batch_size": 2, "lr": lr}},
+                     metrics=["psnr"], samples=0, **settings)
 
 
 def check_stopped_then_resumed(config, launch_again) -> None:
@@ -223,13 +225,13 @@ def check_stopped_then_resumed(config, launch_again) -> None:
     assert all(r["status"] == "ok" and r["budget"]["steps"] == 60 for r in rerun)
 
 
-def test_jobs_stop_saves_running_runs_and_rerun_resumes(plugin_site, tmp_path, monkeypatch):
+def test_jobs_ctrl_c_saves_running_runs_and_rerun_resumes(plugin_site, tmp_path, monkeypatch):
     use_plugin_site(plugin_site, monkeypatch)
-    config, context, identities = slow_grid(tmp_path, lr=0.001, jobs=2)
-    stop = StopWhenStarted(Path(plugin_site["LAUNCH_TEST_MARKERS"]), lr=0.001)
+    config = slow_grid(tmp_path, lr=0.001, jobs=2)
+    signal_when_started(Path(plugin_site["LAUNCH_TEST_MARKERS"]), 0.001, signal.SIGINT)
     with pytest.raises(BenchError, match="stopped by SIGINT"):
-        run_parallel(config, context, identities, stop, jobs=2)
-    check_stopped_then_resumed(config, lambda: run_parallel(config, context, identities, StopRequest(), jobs=2))
+        run_benchmark(config)
+    check_stopped_then_resumed(config, lambda: run_benchmark(config))
 
 
 @pytest.mark.parametrize("args, message", [
@@ -286,11 +288,16 @@ def test_ray_records_a_raising_task_and_retries_a_killed_worker(local_ray, tmp_p
     assert sorted(v for k, v in rows.items() if "launch" in k or "baseline" in k) == ["failed", "failed", "ok", "ok"]
 
 
-def test_ray_stop_cancels_queued_runs_and_rerun_resumes(local_ray, plugin_site, tmp_path):
-    from bench.launch.ray import run_ray
-
-    config, context, identities = slow_grid(tmp_path, lr=0.002, launcher="ray")
-    stop = StopWhenStarted(Path(plugin_site["LAUNCH_TEST_MARKERS"]), lr=0.002)
-    with pytest.raises(BenchError, match="stopped by SIGINT"):
-        run_ray(config, context, identities, stop)
-    check_stopped_then_resumed(config, lambda: run_ray(config, context, identities, StopRequest()))
+def test_ray_started_here_sigterm_cancels_queued_runs_and_rerun_resumes(plugin_site, tmp_path, monkeypatch):
+    """With no address the launcher starts Ray itself (and keeps our SIGTERM handler, which ray.init
+    replaces). Last in the module: it ends the module's Ray first."""
+    ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'colorbench[ray]')")
+    ray.shutdown()
+    for key, value in plugin_site.items():  # Ray started here passes this environment to its workers
+        monkeypatch.setenv(key, value)
+    config = slow_grid(tmp_path, lr=0.002, launcher="ray", cpus_per_run=1)  # two at once on 2 CPUs
+    signal_when_started(Path(plugin_site["LAUNCH_TEST_MARKERS"]), 0.002, signal.SIGTERM)
+    with pytest.raises(BenchError, match="stopped by SIGTERM"):
+        run_benchmark(config)
+    assert not ray.is_initialized()  # the launcher that started Ray also ended it
+    check_stopped_then_resumed(config, lambda: run_benchmark(config))

@@ -195,7 +195,7 @@ def add_run_parser(sub) -> None:
                    "one GPU each; needs pip install 'colorbench[ray]') (default: local)")
     p.add_argument("--jobs", type=int, default=1, metavar="N",
                    help="--launcher local: runs at once on this machine, one process each, GPUs round-robin "
-                   "(on the CPU the cores are split between them) (default: 1)")
+                   "(on the CPU: see --cpus-per-run) (default: 1)")
     p.add_argument("--ray-address", default=None, metavar="auto|HOST:PORT",
                    help="--launcher ray: the running cluster to use (default: start Ray on this machine, "
                    "one run per GPU)")

@@ -14,8 +14,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from bench.engine.execute import REFERENCES, RunContext, record_failure, skip_finished
 from bench.errors import BenchError
 from bench.launch.worker import Job
-from bench.progress import console, log
-from bench import progress as progress_module
+from bench.progress import console, is_quiet, log
 from bench.store import results
 from bench.store.identity import ReferenceIdentity
 from bench.store.index import index_result
@@ -27,7 +26,7 @@ class Board:
     """One live line per active job (its phase, a bar, the latest losses) and an overall bar."""
 
     def __init__(self, total: int):
-        self.quiet = progress_module._quiet
+        self.quiet = is_quiet()
         self.lines: dict[str, int] = {}
         self.done: set[str] = set()
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),

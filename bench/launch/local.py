@@ -71,6 +71,7 @@ def slot_devices(config, jobs: int) -> list[tuple[torch.device, int | None]]:
 def _init_slot(device: str, threads: int | None, messages, stop_event) -> None:
     """In the worker process: its device and threads, the channel to the driver, its signals."""
     local_stop = threading.Event()
+    messages.cancel_join_thread()  # progress not yet read when the process ends is not worth waiting for
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver turns Ctrl-C into stop_event
     signal.signal(signal.SIGTERM, lambda signum, frame: local_stop.set())  # e.g. a scheduler's, to all processes
     _slot.update(device=device, threads=threads, messages=messages, stop_event=stop_event, local_stop=local_stop)
@@ -128,6 +129,7 @@ def run_parallel(config, context, identities, stop, jobs: int) -> list[dict]:
                 f"{max(1, (os.cpu_count() or 1) // len(slots))} would not oversubscribe them, but CPU numbers "
                 "depend on the thread count (they would differ from a sequential run's)")
         running: dict = {}  # future -> (slot, job)
+        drained = False  # every job came back: the workers can be waited for
         attempts: dict[str, int] = {}
         by_key = {job.key: job for job in pending}
         try:
@@ -163,7 +165,10 @@ def run_parallel(config, context, identities, stop, jobs: int) -> list[dict]:
                         continue
                     if result is not None:
                         driver.finished(job, result)
+                    else:  # asked to stop before it began
+                        driver.board.finish(job)
             _drain(messages, by_key, driver)
+            drained = True
         except KeyboardInterrupt:  # a second Ctrl-C: end the workers now
             for slot in slots:
                 slot.kill()
@@ -171,7 +176,7 @@ def run_parallel(config, context, identities, stop, jobs: int) -> list[dict]:
                              "again to resume the others from their last checkpoints") from None
         finally:
             for slot in slots:
-                slot.pool.shutdown(wait=False, cancel_futures=True)
+                slot.pool.shutdown(wait=drained, cancel_futures=True)
     return driver.collected(stop)
 
 

@@ -20,6 +20,9 @@ touched, and running the same command again resumes.
 
 from __future__ import annotations
 
+import signal
+import threading
+
 import torch
 
 from bench.errors import BenchError
@@ -46,6 +49,8 @@ def connect(address: str | None) -> bool:
     ray = require_ray()
     if ray.is_initialized():
         return False
+    main = threading.current_thread() is threading.main_thread()
+    ours = signal.getsignal(signal.SIGTERM) if main else None
     try:
         if address is None:
             ray.init(include_dashboard=False, log_to_driver=False)
@@ -55,6 +60,9 @@ def connect(address: str | None) -> bool:
         where = "start Ray on this machine" if address is None else f"connect to the Ray cluster at {address}"
         raise BenchError(f"--ray-address {address or '(none)'}: cannot {where}: "
                          f"{' '.join(str(error).split())}") from None
+    finally:
+        if main and ours is not None:  # ray.init makes SIGTERM exit at once; ours saves the runs first
+            signal.signal(signal.SIGTERM, ours)
     return True
 
 
