@@ -89,6 +89,9 @@ class Method:
     unpaired: ClassVar[bool] = False
     # False: `bench run --compile` leaves this method's networks eager (e.g. data-dependent control flow).
     supports_compile: ClassVar[bool] = True
+    # False: the method refuses one run on several devices (torchrun / --gpus), e.g. state that must not be
+    # shared across ranks. The harness wraps `nets` in DistributedDataParallel; methods need no DDP code.
+    supports_ddp: ClassVar[bool] = True
 
     def __init__(self, options: MethodOptions, context: MethodContext):
         self.options = options

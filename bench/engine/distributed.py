@@ -23,6 +23,7 @@ same seeded global draw), the budget clock agrees across ranks and counts GPU-se
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -35,6 +36,10 @@ from torch.nn.parallel import DistributedDataParallel
 from bench.errors import BenchError
 
 TIMEOUT = dt.timedelta(minutes=60)  # rank 0 alone scores reference rows and writes files meanwhile
+# Buffers are not re-broadcast before each forward: SyncBatchNorm keeps running stats equal on every rank.
+NO_BUFFER_SYNC = ({"forward_sync_buffers": False}
+                  if "forward_sync_buffers" in inspect.signature(DistributedDataParallel.__init__).parameters
+                  else {"broadcast_buffers": False})
 
 
 @dataclass(frozen=True)
@@ -172,7 +177,7 @@ def parallelize(method, world: World):
                          "(SyncBatchNorm); on the CPU train it in one process")
     swapped = [entry for net in method.nets.values() for entry in _swap_batchnorm(net)]
     device_ids = [method.device.index] if method.device.type == "cuda" else None
-    wrappers = {name: _HarnessDDP(net, device_ids=device_ids, broadcast_buffers=False)
+    wrappers = {name: _HarnessDDP(net, device_ids=device_ids, **NO_BUFFER_SYNC)
                 for name, net in method.nets.items() if any(p.requires_grad for p in net.parameters())}
     bare = {id(net): wrappers[name] for name, net in method.nets.items() if name in wrappers}
     redirected = {attr: value for attr, value in vars(method).items() if id(value) in bare}
