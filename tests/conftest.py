@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from pathlib import Path
@@ -71,3 +72,36 @@ def extra_methods():
     for plugin in plugins:
         get_plugin_manager().unregister(plugin)
     registry.registries.cache_clear()
+
+
+@contextlib.contextmanager
+def installed_plugin(site: Path, module: str, source: str):
+    """``source`` as an installed plugin package in ``site``: an entry point (for child processes with
+    ``site`` on PYTHONPATH) and registered in this process too. Yields ``site``."""
+    import importlib.util
+
+    from bench import registry
+    from bench.plugins import get_plugin_manager
+
+    (site / f"{module}.py").write_text(source)
+    info = site / f"{module}-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module.replace('_', '-')}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(f"[colorbench]\n{module} = {module}\n")
+    get_plugin_manager()  # built first, so this process does not also load the entry point
+    spec = importlib.util.spec_from_file_location(module, site / f"{module}.py")
+    loaded = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(loaded)
+    get_plugin_manager().register(loaded)
+    registry.registries.cache_clear()
+    try:
+        yield site
+    finally:
+        get_plugin_manager().unregister(loaded)
+        registry.registries.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def install_plugin():
+    """``installed_plugin`` for fixtures of any scope."""
+    return installed_plugin

@@ -5,7 +5,6 @@ ranks at batch B must give the gradients (and, after a few Adam steps, the weigh
 at batch 2B: the ranks draw disjoint slices of the same seeded global batch and DDP averages.
 """
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -16,7 +15,6 @@ import torch
 
 from bench import registry
 from bench.engine.distributed import World
-from bench.plugins import get_plugin_manager
 from bench.store.results import find_runs
 
 PLUGIN = '''
@@ -70,23 +68,10 @@ def register_methods(register):
 
 
 @pytest.fixture(scope="module")
-def plugin_site(tmp_path_factory):
-    """The test methods as an installed package (an entry point), for torchrun's processes and for this one."""
-    site = tmp_path_factory.mktemp("site")
-    (site / "ddp_test_plugin.py").write_text(PLUGIN)
-    info = site / "ddp_test_plugin-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: ddp-test-plugin\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[colorbench]\nddp_test = ddp_test_plugin\n")
-    get_plugin_manager()
-    spec = importlib.util.spec_from_file_location("ddp_test_plugin", site / "ddp_test_plugin.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    get_plugin_manager().register(module)
-    registry.registries.cache_clear()
-    yield site
-    get_plugin_manager().unregister(module)
-    registry.registries.cache_clear()
+def plugin_site(tmp_path_factory, install_plugin):
+    """The test methods as an installed package, for torchrun's processes and for this one."""
+    with install_plugin(tmp_path_factory.mktemp("site"), "ddp_test_plugin", PLUGIN) as site:
+        yield site
 
 
 def run_bench(site, tmp_path, *args, ranks: int | None = None) -> subprocess.CompletedProcess:

@@ -4,7 +4,6 @@ The Ray tests start a local Ray (``ray.init(num_cpus=2)``) once for the module a
 reason, where Ray is not installed (``pip install 'colorbench[ray]'``).
 """
 
-import importlib.util
 import json
 import os
 import signal
@@ -17,11 +16,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench import registry
 from bench.cli import main
 from bench.engine.budget import Budget
 from bench.errors import BenchError
-from bench.plugins import get_plugin_manager
 from bench.runner import RunConfig, run_benchmark
 from bench.store.results import find_runs
 
@@ -91,27 +88,14 @@ def register_methods(register):
 
 
 @pytest.fixture(scope="module")
-def plugin_site(tmp_path_factory):
+def plugin_site(tmp_path_factory, install_plugin):
     """The failing methods as an installed package: PYTHONPATH for workers, registered here for the driver."""
-    site = tmp_path_factory.mktemp("site")
-    (site / "launch_test_plugin.py").write_text(PLUGIN)
-    dist = site / "launch_test_plugin-0.1.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: launch-test-plugin\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text("[colorbench]\nlaunch_test = launch_test_plugin\n")
-    markers = tmp_path_factory.mktemp("markers")
-    get_plugin_manager()  # built first, so this process does not also load the entry point
-    spec = importlib.util.spec_from_file_location("launch_test_plugin", site / "launch_test_plugin.py")
-    module = importlib.util.module_from_spec(spec)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("LAUNCH_TEST_MARKERS", str(markers))
-        spec.loader.exec_module(module)
-    get_plugin_manager().register(module)
-    registry.registries.cache_clear()
-    env = {"PYTHONPATH": str(site) + ":" + ":".join(sys.path), "LAUNCH_TEST_MARKERS": str(markers)}
-    yield env
-    get_plugin_manager().unregister(module)
-    registry.registries.cache_clear()
+    site, markers = tmp_path_factory.mktemp("site"), tmp_path_factory.mktemp("markers")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("LAUNCH_TEST_MARKERS", str(markers))  # read by the plugin module as it loads
+    with install_plugin(site, "launch_test_plugin", PLUGIN):
+        patch.undo()
+        yield {"PYTHONPATH": str(site) + ":" + ":".join(sys.path), "LAUNCH_TEST_MARKERS": str(markers)}
 
 
 def use_plugin_site(plugin_site: dict, monkeypatch) -> None:
