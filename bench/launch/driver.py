@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
-from bench.engine.execute import REFERENCES, RunContext, record_failure, skip_finished
+from bench.engine.execute import RunContext, record_failure, skip_finished
+from bench.engine.scoring import REFERENCES
 from bench.errors import BenchError
 from bench.launch.worker import Job
 from bench.progress import console, is_quiet, log

@@ -25,7 +25,8 @@ from concurrent.futures.process import BrokenProcessPool
 
 import torch
 
-from bench.engine.execute import REFERENCES, execute_reference, execute_run
+from bench.engine.execute import execute_run
+from bench.engine.scoring import REFERENCES, execute_reference
 from bench.engine.training import Interrupted
 from bench.errors import BenchError
 from bench.launch import cpu_threads

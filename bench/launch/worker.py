@@ -15,7 +15,8 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from bench.engine.execute import REFERENCES, RunContext, execute_reference, execute_run, run_label
+from bench.engine.execute import RunContext, execute_run, run_label
+from bench.engine.scoring import REFERENCES, execute_reference
 from bench.engine.training import Interrupted
 from bench.environment import device_name
 from bench.errors import BenchError

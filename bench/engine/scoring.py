@@ -1,0 +1,164 @@
+"""Colorize the test split and score it: one pass on one device, or sharded over ranks; the samples;
+the reference rows (gray input, ground truth), scored by the same code on the same images.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+from PIL import Image
+
+from bench.color import float_to_uint8, normalized_lab_to_rgb, rgb_to_normalized_lab, uint8_to_float
+from bench.data import ImageSet
+from bench.engine.training import Diverged
+from bench.environment import environment
+from bench.evaluate import build_metrics, evaluate
+from bench.inference import gray_uint8, sample_indices
+from bench.store import results
+from bench.store.identity import ReferenceIdentity, safe_name
+
+if TYPE_CHECKING:
+    from bench.engine.execute import RunContext
+
+
+def _colorized(method, images: torch.Tensor, batch_size: int, device, keep: dict, bad: list, seconds: list):
+    """(prediction, target) uint8 batches on the device, colorized as they are scored (one pass).
+
+    Predictions at the ``keep`` indices are kept for the samples; ``bad[0]`` becomes a device flag
+    of non-finite outputs, read once after the pass (no per-batch synchronisation).
+    """
+    method.eval_mode()
+    for first in range(0, images.shape[0], batch_size):
+        target = images[first : first + batch_size].to(device, non_blocking=True)
+        start = time.perf_counter()
+        with torch.no_grad():
+            L, _ = rgb_to_normalized_lab(uint8_to_float(target))
+            ab = method.colorize(L)
+            finite = torch.isfinite(ab).all()
+            bad[0] = ~finite if bad[0] is None else bad[0] | ~finite
+            pred = float_to_uint8(normalized_lab_to_rgb(L, torch.nan_to_num(ab)))
+        seconds[0] += time.perf_counter() - start
+        for position in keep:
+            if first <= position < first + target.shape[0]:
+                keep[position] = pred[position - first]
+        yield pred, target
+
+
+def _colorized_shards(method, context: RunContext, keep: dict, bad: list, seconds: list):
+    """Several ranks: each colorizes its share of the test split, then rank 0 gets them all.
+
+    Yields rank 0's (prediction, target) batches; the other ranks yield nothing.
+    """
+    world, images = context.world, context.test_set.images
+    shard = world.shard(images.shape[0])
+    parts = [pred for pred, _ in _colorized(method, images[shard.start : shard.stop], context.eval_batch_size,
+                                            context.device, {}, bad, seconds)]
+    local = torch.cat(parts) if parts else images.new_zeros((0, *images.shape[1:])).to(context.device)
+    flag = (bad[0] if bad[0] is not None else torch.zeros((), dtype=torch.bool, device=context.device))
+    bad[0] = world.all_reduce(flag.to(torch.int32), "max").bool()
+    predictions = world.gather(local, images.shape[0])
+    if not world.is_main:
+        return
+    for position in keep:
+        keep[position] = predictions[position]
+    for first in range(0, images.shape[0], context.eval_batch_size):
+        target = images[first : first + context.eval_batch_size].to(context.device, non_blocking=True)
+        yield predictions[first : first + target.shape[0]], target
+
+
+def score_method(method, context: RunContext, result: dict, folder: Path, label: str) -> None:
+    """Colorize the test split and score it in one pass (several ranks: colorize sharded, then score);
+    fill the result; write the samples (rank 0)."""
+    test_set = context.test_set
+    keep = dict.fromkeys(sample_indices(context.samples, len(test_set)))
+    bad, colorize_s = [None], [0.0]
+    metrics, unavailable = build_metrics(context.metric_names, context.metric_context)
+    start = time.perf_counter()
+    if context.world.distributed:
+        batches = _colorized_shards(method, context, keep, bad, colorize_s)
+    else:
+        batches = _colorized(method, test_set.images, context.eval_batch_size, context.device, keep, bad, colorize_s)
+    if context.world.is_main:
+        details = unavailable | evaluate(batches, metrics, len(test_set), label=f"score {label}")
+    else:
+        for _ in batches:  # colorizes this rank's share; rank 0 scores
+            pass
+    eval_s = time.perf_counter() - start
+    if bad[0] is not None and bool(bad[0]):
+        raise Diverged("diverged: non-finite output when colorizing the test split")
+    if not context.world.is_main:
+        return
+    _fill_scores(result, details, context, eval_s)
+    result["timings"].update(colorize_host_s=colorize_s[0])
+    result["samples"] = save_samples(folder, keep, test_set)
+
+
+def _fill_scores(result: dict, details: dict, context: RunContext, eval_s: float) -> None:
+    details = {name: details[name] for name in context.metric_names}
+    result["timings"].update(eval_s=eval_s, eval_images_per_s=len(context.test_set) / eval_s if eval_s else None)
+    result["per_image"] = {"names": context.test_set.names} | {
+        name: d.pop("per_image") for name, d in details.items() if "per_image" in d
+    }
+    for detail in details.values():  # e.g. PSNR of identical images: +inf, which JSON cannot hold
+        if isinstance(detail.get("value"), float) and detail["value"] == float("inf"):
+            detail["infinite"] = True
+    result["metric_details"] = details
+    result["metrics"] = {name: d.get("value") for name, d in details.items()}
+
+
+def save_samples(folder: Path, kept: dict, test_set: ImageSet) -> list[dict]:
+    """A few test images as PNGs: the gray input, this method's output, the ground truth."""
+    directory = folder / "samples"
+    directory.mkdir(parents=True, exist_ok=True)
+    samples = []
+    for k, (position, pred) in enumerate(sorted(kept.items())):
+        truth = test_set.images[position : position + 1]
+        stem = f"{k:02d}-{safe_name(test_set.names[position])}"
+        files = {"gray": f"{stem}.gray.png", "pred": f"{stem}.pred.png", "truth": f"{stem}.truth.png"}
+        for key, image in (("gray", gray_uint8(truth)[0]), ("pred", pred), ("truth", truth[0])):
+            png = Image.fromarray(image.permute(1, 2, 0).cpu().numpy())
+            results.atomic_write(directory / files[key], lambda tmp, png=png: png.save(tmp, format="PNG"))
+        samples.append({"name": test_set.names[position], "index": position} | {k2: f"samples/{v}" for k2, v in files.items()})
+    return samples
+
+
+REFERENCES = {"gray": "gray input", "truth": "ground truth"}
+
+
+def execute_reference(reference: str, context: RunContext, dataset_options: dict) -> dict:
+    """A reference row (gray input or ground truth), scored by the same metric code on the same images."""
+    identity = ReferenceIdentity(context.dataset.name, dataset_options, context.size, reference)
+    folder = identity.folder(context.out)
+    previous = results.read_result(folder) if (folder / results.RESULT_FILE).is_file() else None
+    if previous and previous.get("status") == "ok" and all(
+        (previous.get("metric_details") or {}).get(n, {}).get("status") == "ok" for n in context.metric_names
+    ):
+        return previous
+    targets = context.test_set.images
+    result = {
+        "schema": results.SCHEMA, "kind": "reference", "reference": reference, "method": REFERENCES[reference],
+        "method_plugin": "colorbench (reference)",
+        "method_description": {"gray": "the gray input itself (ab = 0): what doing nothing scores",
+                               "truth": "the ground truth against itself: the ceiling of each metric"}[reference],
+        "dataset": identity.dataset, "size": identity.size, "seed": None, "status": "ok", "error": None,
+        "identity": identity.to_dict(), "run_key": identity.run_key, "budget": {}, "timings": {},
+        "environment": environment(context.device),
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    metrics, unavailable = build_metrics(context.metric_names, context.metric_context)
+    bs = context.eval_batch_size
+
+    def batches():
+        for first in range(0, targets.shape[0], bs):
+            target = targets[first : first + bs].to(context.device)
+            yield (gray_uint8(target) if reference == "gray" else target), target
+
+    start = time.perf_counter()
+    details = unavailable | evaluate(batches(), metrics, targets.shape[0], label=f"score reference {reference}")
+    _fill_scores(result, details, context, time.perf_counter() - start)
+    results.write_result(context.out, folder, result, index=context.write_index)
+    return result
