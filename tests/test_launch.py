@@ -119,6 +119,16 @@ def metrics_by_run(out) -> dict:
     return found
 
 
+def failure_statuses(out) -> dict:
+    """method -> (status, error) of the failure grid's runs."""
+    status = {}
+    for method in ("baseline", "launch-raises", "launch-dies-once", "launch-dies-always"):
+        (folder,) = find_runs(out, "sample", method, 0)
+        result = json.loads((folder / "result.json").read_text())
+        status[method] = (result["status"], result["error"])
+    return status
+
+
 def index_rows(out) -> dict:
     """path -> status of the SQLite index, with the metric rows counted."""
     db = sqlite3.connect(out / "runs.sqlite")
@@ -157,11 +167,7 @@ def test_jobs_retries_a_dead_worker_and_records_failures(plugin_site, tmp_path, 
     code = bench_run("--methods", "baseline,launch-raises,launch-dies-once,launch-dies-always", *TINY,
                      "--out", out, "--jobs", "2")
     assert code == 0
-    status = {}
-    for method in ("baseline", "launch-raises", "launch-dies-once", "launch-dies-always"):
-        (folder,) = find_runs(out, "sample", method, 0)
-        result = json.loads((folder / "result.json").read_text())
-        status[method] = (result["status"], result["error"])
+    status = failure_statuses(out)
     assert status["baseline"] == ("ok", None)
     assert status["launch-raises"] == ("failed", "RuntimeError: boom in a worker")
     assert status["launch-dies-once"] == ("ok", None)  # the second try succeeded
@@ -258,11 +264,7 @@ def test_ray_records_a_raising_task_and_retries_a_killed_worker(local_ray, tmp_p
     code = bench_run("--methods", "baseline,launch-raises,launch-dies-once,launch-dies-always", *TINY,
                      "-o", "launch-dies-once.lr=0.002", "--out", out, "--launcher", "ray")
     assert code == 0
-    status = {}
-    for method in ("baseline", "launch-raises", "launch-dies-once", "launch-dies-always"):
-        (folder,) = find_runs(out, "sample", method, 0)
-        result = json.loads((folder / "result.json").read_text())
-        status[method] = (result["status"], result["error"])
+    status = failure_statuses(out)
     assert status["baseline"] == ("ok", None)
     assert status["launch-raises"] == ("failed", "RuntimeError: boom in a worker")
     assert status["launch-dies-once"] == ("ok", None)  # Ray ran it again in a new worker
