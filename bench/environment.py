@@ -1,7 +1,8 @@
-"""What a result was produced with: versions, device, git commit."""
+"""What a result was produced with: versions, device, git commit; and whether those versions were tested."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import platform
 import subprocess
 import sys
@@ -60,6 +61,61 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+DISTRIBUTION = "colorbench"
+
+
+@lru_cache(maxsize=1)
+def requirements() -> tuple:
+    """colorbench's runtime requirements (packaging ``Requirement``s) as installed: pyproject.toml's ranges
+    are the ones the suite was run with, so they are the single statement of what is tested."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    try:
+        declared = importlib.metadata.requires(DISTRIBUTION) or []
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree that is not installed
+        return ()
+    parsed = []
+    for line in declared:
+        try:
+            requirement = Requirement(line)
+        except InvalidRequirement:
+            continue
+        if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
+            parsed.append(requirement)
+    return tuple(parsed)
+
+
+def installed_version(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def package_versions() -> dict[str, str | None]:
+    """Every runtime dependency's installed version, by distribution name."""
+    return {r.name: installed_version(r.name) for r in requirements()}
+
+
+def untested_packages() -> list[str]:
+    """Installed dependencies outside the ranges the suite was run with, e.g. ``torch 2.15.0 (tested >=2.6,<2.15)``."""
+    found = []
+    for requirement in requirements():
+        version = installed_version(requirement.name)
+        if version is not None and requirement.specifier and not requirement.specifier.contains(version, prereleases=True):
+            found.append(f"{requirement.name} {version} (tested {requirement.specifier})")
+    return found
+
+
+def untested_warning() -> str | None:
+    """One line for the log when this run uses versions colorbench was not tested with."""
+    found = untested_packages()
+    if not found:
+        return None
+    return (f"warning: running with untested versions: {'; '.join(found)} -- results may differ from "
+            f"published boards (see pyproject.toml for the tested ranges)")
+
+
 def environment(device: torch.device) -> dict:
     import numpy
     import timm
@@ -78,4 +134,5 @@ def environment(device: torch.device) -> dict:
         "cudnn": torch.backends.cudnn.version() if device.type == "cuda" else None,
         "device": device_name(device),
         "cpu_threads": torch.get_num_threads(),
+        "packages": package_versions(),  # every runtime dependency, by distribution name
     }

@@ -32,6 +32,7 @@ from bench.errors import Unavailable
 from bench.metric import Metric, MetricContext
 from bench.progress import progress_bar
 from bench.stats import bootstrap_ci
+from bench.tf32 import tf32_disabled
 
 
 def _header(cls) -> dict:
@@ -54,13 +55,8 @@ def build_metrics(names: Iterable[str], context: MetricContext) -> tuple[list[Me
 @contextmanager
 def full_precision(device_type: str):
     """Autocast and TF32 off (restored afterwards): metrics keep equalling their fp32 references."""
-    matmul, cudnn = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
-    try:
-        with torch.autocast(device_type, enabled=False):
-            yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = matmul, cudnn
+    with tf32_disabled(), torch.autocast(device_type, enabled=False):
+        yield
 
 
 class MetricClock:

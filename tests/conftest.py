@@ -9,6 +9,20 @@ from pathlib import Path
 
 import pytest
 
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+
+
+def _first_holding(relative: str, *folders: str | Path | None) -> Path | None:
+    return next((Path(f) for f in folders if f and (Path(f) / relative).is_file()), None)
+
+
+# The real data some tests use: the user's data root and weight folder (read before they are replaced
+# below), else ../shared beside the checkout. Tests never write there.
+FLOWERS_ROOT = _first_holding("oxford17flowers/jpg/image_0001.jpg", os.environ.get("COLORBENCH_DATA"),
+                              SHARED / "datasets")
+WEIGHTS_DIR = _first_holding("alexnet-features-lpips.pth", os.environ.get("COLORBENCH_WEIGHTS"), SHARED / "weights")
+
 _SESSION_TMP = Path(tempfile.mkdtemp(prefix="colorbench-tests-"))
 # Set before anything imports bench or torch.hub, so no real cache or network is touched.
 os.environ["COLORBENCH_CACHE"] = str(_SESSION_TMP / "cache")
@@ -18,24 +32,30 @@ os.environ["COLORBENCH_OFFLINE"] = "1"
 os.environ["COLORBENCH_QUIET"] = "1"
 os.environ.pop("COLORBENCH_WEIGHTS", None)
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
-FLOWERS_ROOT = SHARED / "datasets"  # holds oxford17flowers/jpg/
-LPIPS_TRUNK = SHARED / "weights" / "alexnet-features-lpips.pth"
+
+def pytest_report_header(config):
+    """The versions this run resolved (CI installs afresh each time), and any outside the tested ranges."""
+    from bench.environment import installed_version, untested_packages
+
+    names = ("torch", "torchvision", "timm", "lpips", "pytorch-fid", "numpy")
+    lines = ["colorbench dependencies: " + ", ".join(f"{n} {installed_version(n)}" for n in names)]
+    return lines + [f"untested: {p}" for p in untested_packages()]
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def shared_flowers_root() -> Path:
-    if not (FLOWERS_ROOT / "oxford17flowers" / "jpg" / "image_0001.jpg").is_file():
-        pytest.skip(f"real Oxford-17 flowers not found at {FLOWERS_ROOT} (CI has them in ../shared)")
+    """A data root holding oxford17flowers/jpg/: $COLORBENCH_DATA or ../shared/datasets."""
+    if FLOWERS_ROOT is None:
+        pytest.skip("real Oxford-17 flowers not found in $COLORBENCH_DATA or ../shared/datasets")
     return FLOWERS_ROOT
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def shared_weights_dir() -> Path:
-    if not LPIPS_TRUNK.is_file():
-        pytest.skip(f"{LPIPS_TRUNK} not found (CI has it in ../shared)")
-    return LPIPS_TRUNK.parent
+    """A folder holding LPIPS's AlexNet trunk: $COLORBENCH_WEIGHTS or ../shared/weights."""
+    if WEIGHTS_DIR is None:
+        pytest.skip("alexnet-features-lpips.pth not found in $COLORBENCH_WEIGHTS or ../shared/weights")
+    return WEIGHTS_DIR
 
 
 @pytest.fixture

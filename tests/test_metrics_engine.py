@@ -12,6 +12,7 @@ from bench.evaluate import build_metrics, evaluate
 from bench.stats import aggregate_seeds, bootstrap_ci
 from bench.metric import Metric, MetricContext
 from bench.metrics.fidelity import PSNR
+from bench.tf32 import restore_tf32, save_tf32, set_tf32, tf32_enabled
 
 CPU = torch.device("cpu")
 
@@ -97,13 +98,20 @@ class Sleeper(Metric):
 
     def update(self, pred, target):
         time.sleep(0.05)
-        self.flags.append((torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32))
+        self.flags.append(tf32_enabled())
         return pred.mean(dim=(1, 2, 3))
 
 
-def test_each_metric_reports_its_own_time_and_the_pass_total(monkeypatch):
-    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", True)
-    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", True)
+@pytest.fixture
+def tf32_on():
+    """TF32 on for one test, through whichever switches this torch has; the settings restored after."""
+    saved = save_tf32()
+    set_tf32(True)
+    yield
+    restore_tf32(saved)
+
+
+def test_each_metric_reports_its_own_time_and_the_pass_total(tf32_on):
     context = MetricContext(device=CPU)
     sleeper = Sleeper(context)
     metrics = [PSNR(context), sleeper]
@@ -112,14 +120,14 @@ def test_each_metric_reports_its_own_time_and_the_pass_total(monkeypatch):
     def batches():  # like the runner's generator: it colorizes between batches, with its own precision
         g = torch.Generator().manual_seed(1)
         for _ in range(3):
-            producer_flags.append((torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32))
+            producer_flags.append(tf32_enabled())
             time.sleep(0.05)
             yield tuple(torch.randint(0, 256, (2, 3, 16, 16), generator=g, dtype=torch.uint8) for _ in "pt")
 
     results = evaluate(batches(), metrics, total=6)
     assert sleeper.flags == [(False, False)] * 3  # metrics run with TF32 off ...
     assert producer_flags == [(True, True)] * 3  # ... the batch producer keeps the caller's setting
-    assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == (True, True)  # restored
+    assert tf32_enabled() == (True, True)  # restored
     slept, psnr = results["sleeper"], results["psnr"]
     assert 0.15 <= slept["eval_s"] < psnr["eval_s"] + slept["eval_s"] <= slept["pass_s"]
     assert psnr["eval_s"] < 0.05  # its own time only, not the pass's

@@ -19,30 +19,33 @@ from bench.metrics.perceptual import LPIPS, load_lpips, trunk_state_dict
 from bench.weights import WeightStore
 
 CPU = torch.device("cpu")
-WEIGHTS = Path(__file__).resolve().parents[2] / "shared" / "weights"
-TRUNK = WEIGHTS / "alexnet-features-lpips.pth"
-pytestmark = pytest.mark.skipif(not TRUNK.is_file(), reason=f"{TRUNK} not found (CI has it in ../shared)")
+pytestmark = pytest.mark.usefixtures("shared_weights_dir")  # the whole module needs the real trunk
+
+
+@pytest.fixture(scope="session")
+def trunk(shared_weights_dir) -> Path:
+    return shared_weights_dir / "alexnet-features-lpips.pth"
 
 
 @pytest.fixture(scope="module")
-def metric() -> LPIPS:
-    return LPIPS(MetricContext(device=CPU, weights=WeightStore(WEIGHTS)))
+def metric(shared_weights_dir) -> LPIPS:
+    return LPIPS(MetricContext(device=CPU, weights=WeightStore(shared_weights_dir)))
 
 
 @pytest.fixture(scope="module")
-def reference() -> lpips.LPIPS:
+def reference(trunk) -> lpips.LPIPS:
     """The lpips package built its own way: torchvision's AlexNet (carrying the trunk weights)
     sliced by lpips itself, not by our key mapping."""
     alexnet = torchvision.models.alexnet()
-    missing, _ = alexnet.load_state_dict(torch.load(TRUNK, weights_only=True), strict=False)
+    missing, _ = alexnet.load_state_dict(torch.load(trunk, weights_only=True), strict=False)
     assert all(key.startswith("classifier.") for key in missing)  # LPIPS never uses the classifier
     with mock.patch.object(lpips.pretrained_networks.tv, "alexnet", lambda *args, **kwargs: alexnet):
         return lpips.LPIPS(net="alex", version="0.1", verbose=False).eval()
 
 
-def read_example(name: str) -> np.ndarray:
+def read_example(folder: Path, name: str) -> np.ndarray:
     # lpips.load_image needs OpenCV (not installed); PIL decodes these PNGs to the same RGB array.
-    with Image.open(WEIGHTS / "lpips-example" / f"{name}.png") as image:
+    with Image.open(folder / f"{name}.png") as image:
         return np.array(image.convert("RGB"))
 
 
@@ -50,8 +53,11 @@ def as_unit(array: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(array).permute(2, 0, 1)[None].float() / 255
 
 
-def test_published_example_distances(metric, reference):
-    ref, p0, p1 = (read_example(n) for n in ("ex_ref", "ex_p0", "ex_p1"))
+def test_published_example_distances(metric, reference, shared_weights_dir):
+    examples = shared_weights_dir / "lpips-example"
+    if not examples.is_dir():
+        pytest.skip(f"lpips's example images not found in {examples}")
+    ref, p0, p1 = (read_example(examples, n) for n in ("ex_ref", "ex_p0", "ex_p1"))
     ours = metric.update(torch.cat([as_unit(p0), as_unit(p1)]), torch.cat([as_unit(ref), as_unit(ref)]))
     # The official implementation's published output for these images: 0.722 and 0.138.
     assert round(ours[0].item(), 3) == 0.722
@@ -73,7 +79,7 @@ def test_equals_lpips_package_on_random_pairs(metric, reference, shape):
     torch.testing.assert_close(ours, theirs, atol=1e-6, rtol=1e-6)
 
 
-def test_guards_the_input_range(metric, reference):
+def test_guards_the_input_range(metric, reference, shared_weights_dir):
     g = torch.Generator().manual_seed(7)
     target = torch.rand(2, 3, 64, 64, generator=g)
     pred = (target + 0.2 * torch.randn(2, 3, 64, 64, generator=g)).clamp(0, 1)
@@ -84,14 +90,14 @@ def test_guards_the_input_range(metric, reference):
     # Already-scaled input would be scaled twice, 0-255 input is far off: both refused. The range is
     # tracked on the device during the pass and reported after it.
     for bad_pred, bad_target in ((pred * 2 - 1, target), (pred, target * 255)):
-        fresh = LPIPS(MetricContext(device=CPU, weights=WeightStore(WEIGHTS)))
+        fresh = LPIPS(MetricContext(device=CPU, weights=WeightStore(shared_weights_dir)))
         fresh.update(bad_pred, bad_target)
         with pytest.raises(ValueError, match=r"must be RGB in \[0, 1\]"):
             fresh.finish()
 
 
-def test_out_of_range_input_fails_the_trunk_metrics_in_a_pass():
-    context = MetricContext(device=CPU, weights=WeightStore(WEIGHTS))
+def test_out_of_range_input_fails_the_trunk_metrics_in_a_pass(shared_weights_dir):
+    context = MetricContext(device=CPU, weights=WeightStore(shared_weights_dir))
     metrics, _ = build_metrics(["lpips", "psnr", "fd-alex", "kd-alex"], context)
     images = torch.rand(2, 3, 32, 32)
     from bench import evaluate as engine
@@ -104,11 +110,11 @@ def test_out_of_range_input_fails_the_trunk_metrics_in_a_pass():
     assert results["psnr"]["status"] == "ok"
 
 
-def test_conv5_features_are_the_trunks_conv5_output(metric):
+def test_conv5_features_are_the_trunks_conv5_output(metric, trunk):
     """fd-alex/kd-alex's features: torchvision AlexNet ``features[:12]`` (conv5 and its ReLU) with the
     trunk's weights, on LPIPS's input normalisation written out, globally average-pooled."""
     alexnet = torchvision.models.alexnet()
-    alexnet.load_state_dict(torch.load(TRUNK, weights_only=True), strict=False)
+    alexnet.load_state_dict(torch.load(trunk, weights_only=True), strict=False)
     conv5 = alexnet.features[:12].eval()
     assert isinstance(conv5[10], torch.nn.Conv2d) and conv5[10].out_channels == 256
     shift = torch.tensor([-0.030, -0.088, -0.188]).view(1, 3, 1, 1)  # lpips' ScalingLayer
@@ -121,10 +127,10 @@ def test_conv5_features_are_the_trunks_conv5_output(metric):
     torch.testing.assert_close(ours, expected, atol=1e-5, rtol=1e-5)
 
 
-def test_one_trunk_pass_per_image_tensor_shared_in_a_pass(reference):
+def test_one_trunk_pass_per_image_tensor_shared_in_a_pass(reference, shared_weights_dir):
     """LPIPS, fd-alex and kd-alex in one pass: the trunk runs once on each prediction and target
     batch, and LPIPS still equals the lpips package."""
-    context = MetricContext(device=CPU, weights=WeightStore(WEIGHTS))
+    context = MetricContext(device=CPU, weights=WeightStore(shared_weights_dir))
     metrics, unavailable = build_metrics(["fd-alex", "lpips", "kd-alex"], context)
     assert not unavailable
     trunk = context.shared["lpips-alexnet-trunk"]
@@ -144,8 +150,8 @@ def test_one_trunk_pass_per_image_tensor_shared_in_a_pass(reference):
     assert results["fd-alex"]["status"] == "ok" and results["kd-alex"]["status"] == "ok"
 
 
-def test_full_torchvision_state_dict_is_accepted(tmp_path, metric):
-    state = torch.load(TRUNK, weights_only=True)
+def test_full_torchvision_state_dict_is_accepted(tmp_path, metric, trunk):
+    state = torch.load(trunk, weights_only=True)
     full = {**state, "classifier.1.weight": torch.zeros(4, 4), "classifier.1.bias": torch.zeros(4)}
     mapped = trunk_state_dict(full, metric.model.net)
     assert set(mapped) == set(metric.model.net.state_dict())  # features.3.weight -> slice2.3.weight, ...
@@ -171,7 +177,7 @@ def test_settings_and_minimum_size(metric):
         metric.update(torch.rand(1, 3, 30, 64), torch.rand(1, 3, 30, 64))
 
 
-def test_bench_score_equals_lpips_package_and_scikit_image(run_cli, reference, tmp_path):
+def test_bench_score_equals_lpips_package_and_scikit_image(run_cli, reference, tmp_path, shared_weights_dir):
     """`bench score` on PNG folders: PSNR/SSIM equal scikit-image and LPIPS the lpips package, per
     image; FID/KID are unavailable here (no Inception weights) and everything else is still scored."""
     import json
@@ -189,7 +195,7 @@ def test_bench_score_equals_lpips_package_and_scikit_image(run_cli, reference, t
         Image.fromarray(target).save(target_dir / f"img{k}.png")
         pairs[f"img{k}"] = (pred, target)
 
-    code, out, _ = run_cli("score", "--pred", pred_dir, "--target", target_dir, "--weights-dir", WEIGHTS,
+    code, out, _ = run_cli("score", "--pred", pred_dir, "--target", target_dir, "--weights-dir", shared_weights_dir,
                            "--metrics", "psnr,ssim,lpips,fid,kid,colourfulness,delta_colourfulness",
                            "--device", "cpu", "--json")
     assert code == 0

@@ -57,6 +57,9 @@ def test_run_writes_complete_results_and_index(run_cli, tmp_path, extra_methods)
     for key in ("train_s", "eval_s", "train_images_per_s", "eval_images_per_s"):
         assert ok["timings"][key] > 0
     assert ok["environment"]["torch"] == torch.__version__ and ok["environment"]["device"].startswith("CPU")
+    packages = ok["environment"]["packages"]  # every runtime dependency's version
+    assert {"torch", "torchvision", "timm", "lpips", "pytorch-fid", "pluggy", "numpy"} <= set(packages)
+    assert all(isinstance(version, str) for version in packages.values())
     assert ok["config"]["seed"] == 0 and ok["config"]["budget_label"] == "3steps"
     assert ok["identity"]["budget"] == {"kind": "steps", "value": 3} and ok["identity"]["precision"] == "fp32"
     assert ok["config"]["method_options"]["batch_size"] == 16  # defaults recorded, not just overrides

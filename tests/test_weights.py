@@ -14,7 +14,6 @@ import torch
 from bench.errors import BenchError, Unavailable
 from bench.weights import KNOWN_WEIGHTS, WeightFile, WeightStore
 
-SHARED_WEIGHTS = Path(__file__).resolve().parents[2] / "shared" / "weights"
 
 
 @pytest.fixture
@@ -86,10 +85,8 @@ def test_wrong_hash_refused_for_full_sha256_files(tmp_path, hub_dir):
         WeightStore(tmp_path, allow_download=False).path("lpips-alexnet")
 
 
-def test_shared_lpips_trunk_is_accepted_by_full_sha256(hub_dir):
-    if not (SHARED_WEIGHTS / "alexnet-features-lpips.pth").is_file():
-        pytest.skip("../shared/weights not found")
-    assert WeightStore(SHARED_WEIGHTS).path("lpips-alexnet") == SHARED_WEIGHTS / "alexnet-features-lpips.pth"
+def test_shared_lpips_trunk_is_accepted_by_full_sha256(hub_dir, shared_weights_dir):
+    assert WeightStore(shared_weights_dir).path("lpips-alexnet") == shared_weights_dir / "alexnet-features-lpips.pth"
 
 
 def test_offline_message_names_file_and_place(tmp_path, hub_dir):

@@ -49,8 +49,9 @@ def method_options(methods: list[str], items: list[str]) -> dict[str, dict]:
 def cmd_run(args) -> int:
     from bench import registry
     from bench.engine.budget import DEFAULT, Budget
-    from bench.environment import resolve_device
+    from bench.environment import resolve_device, untested_warning
     from bench.launch import torchrun
+    from bench.progress import log
     from bench.runner import RunConfig, run_benchmark
 
     methods = registry.list_methods() if args.methods == "all" else split_list(args.methods)
@@ -100,6 +101,8 @@ def cmd_run(args) -> int:
         cpus_per_run=args.cpus_per_run,
         world=world,
     )
+    if world.is_main and (warning := untested_warning()):
+        log(warning)
     try:
         results = run_benchmark(config)
     finally:

@@ -39,6 +39,7 @@ from bench.engine.budget import Budget
 from bench.engine.probe import probe
 from bench.engine.training import synchronize, train
 from bench.runner import resolve_precision
+from bench.tf32 import tf32_enabled
 from side_by_side import (DEVICES, RESULTS, Settings, device_name, fill_batch, find_result, free_memory,
                           steps_per_round, synthetic_images, timed, utilisation)
 
@@ -144,7 +145,7 @@ def test_training_step_side_by_side(benchmark, device, method, side, batch_kind)
             "data_share": None if data_s is None else data_s / (seconds / steps),
             "fill_search": {str(b): v for b, v in tried.items()} if tried else None,
             "parameters": runner.parameters(),
-            "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32 if device == "cuda" else None,
+            "cudnn_allow_tf32": tf32_enabled()[1] if device == "cuda" else None,
         }
     finally:
         del runner
