@@ -29,6 +29,7 @@ BUILTIN_PLUGINS = (
     "bench.metrics.perceptual",
     "bench.metrics.distribution",
     "bench.metrics.colourfulness",
+    "bench.metrics.ab_histogram",
 )
 
 BUILTIN_ORIGIN = "colorbench (built-in)"
