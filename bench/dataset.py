@@ -8,6 +8,10 @@ Each ref may carry a ``fingerprint`` that changes whenever its content does (a f
 modification time, a digest of embedded data, a published checksum). The cache entry records the
 names and fingerprints it was built from and is decoded afresh when they differ; a ref without a
 fingerprint is recognised by its name alone.
+
+Once both splits are loaded, ``bench.duplicates`` compares every test image with the training images
+and records what it found in ``duplicate_check`` (part of ``info()``). A dataset whose options hold
+``drop_duplicates`` (``flowers``: true by default) has those test images dropped; others are warned.
 """
 
 from __future__ import annotations
@@ -50,6 +54,8 @@ class Dataset:
     description: ClassVar[str] = ""
     default_size: ClassVar[int] = 256
     Options: ClassVar[type[Options]] = Options
+    # Set by bench.duplicates.check_duplicates when both splits are loaded; recorded by info().
+    duplicate_check: dict | None = None
 
     def __init__(self, root: Path, options: Options | None = None):
         self.root = Path(root)
@@ -60,10 +66,17 @@ class Dataset:
         raise NotImplementedError
 
     def cache_key(self) -> str:
-        """Identifies the content for the decode cache; include any option that changes it."""
-        options = self.options.to_dict()
+        """Identifies the content for the decode cache; include any option that changes it.
+
+        ``drop_duplicates`` is left out: splits are cached whole and duplicates dropped after loading
+        (the test set's fingerprint names what was dropped).
+        """
+        options = {k: v for k, v in self.options.to_dict().items() if k != "drop_duplicates"}
         return self.name + "".join(f"-{k}={v}" for k, v in sorted(options.items()))
 
     def info(self) -> dict:
         """Provenance for result.json and the report (source, split rule, licence note)."""
-        return {"name": self.name, "description": self.description, "options": self.options.to_dict()}
+        info = {"name": self.name, "description": self.description, "options": self.options.to_dict()}
+        if self.duplicate_check is not None:
+            info["duplicates"] = self.duplicate_check
+        return info

@@ -25,6 +25,7 @@ import torch
 
 from bench import launch, registry
 from bench.data import cache_dir, load_split, train_load_size
+from bench.duplicates import check_duplicates
 from bench.engine.budget import Budget
 from bench.engine.distributed import World, check_supported
 from bench.engine.probe import COMPILE_MODES
@@ -140,6 +141,7 @@ def prepare(config: RunConfig) -> RunContext:
         world.barrier()  # rank 0 decodes (and caches) the data first; the others read its cache
     train_set = load_split(dataset, "train", train_load_size(size), log=log)
     test_set = load_split(dataset, "test", size, log=log)
+    test_set = check_duplicates(dataset, train_set, test_set, log=log)  # drops them if the dataset says so
     if world.is_main:
         world.barrier()
     log(f"{dataset.name}: {len(train_set)} train / {len(test_set)} test images at {size}px, budget {config.budget.label}")

@@ -2,7 +2,10 @@
 
 The dataset of the CycleGAN colorization study (Tanjim & Liu). 17 classes x 80 images stored in
 index order (image_0001-0080 are class 1, ...); each class is split into its first 60 images for
-training and its last 20 for testing: 1020 / 340.
+training and its last 20 for testing: 1020 / 340. 16 of those test images duplicate training images
+(13 copies, 3 near-copies; 11 of class 6's 20): with ``drop_duplicates=true`` (the default) the
+duplicate check of ``bench.duplicates`` drops them from the test split (340 -> 324) and every result
+records which; ``drop_duplicates=false`` keeps the published split.
 
 Expected under the data root as ``oxford17flowers/jpg/image_0001.jpg ... image_1360.jpg``; when
 any of them is missing, the official tarball is downloaded (md5-checked, with a progress bar) and
@@ -11,9 +14,10 @@ unpacked over the folder.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
-from bench.api import BenchError, Dataset, ImageRef, hookimpl
+from bench.api import BenchError, Dataset, ImageRef, Options, hookimpl
 from bench.datasets.downloads import fetching
 
 URL = "https://www.robots.ox.ac.uk/~vgg/data/flowers/17/17flowers.tgz"
@@ -45,10 +49,18 @@ def download(root: Path) -> None:
         download_and_extract_archive(URL, download_root=str(target), md5=MD5, remove_finished=True)
 
 
+@dataclass
+class FlowersOptions(Options):
+    # Drop test images that duplicate a training image (bench.duplicates); false: the published split.
+    drop_duplicates: bool = True
+
+
 class Flowers17(Dataset):
     name = "flowers"
-    description = "Oxford 17 Category Flowers: 17 classes x 80; per class first 60 train / last 20 test (1020/340)"
+    description = ("Oxford 17 Category Flowers: 17 classes x 80; per class first 60 train / last 20 test (1020/340), "
+                   "by default without the test images that duplicate training images")
     default_size = 256
+    Options = FlowersOptions
 
     @property
     def folder(self) -> Path:
@@ -71,7 +83,8 @@ class Flowers17(Dataset):
     def info(self) -> dict:
         return super().info() | {
             "source": URL,
-            "split": "per class: first 60 train, last 20 test",
+            "split": "per class: first 60 train, last 20 test"
+                     + ("; test images that duplicate training images dropped" if self.options.drop_duplicates else ""),
             "citation": "Nilsback & Zisserman, A Visual Vocabulary for Flower Classification, CVPR 2006",
         }
 

@@ -179,6 +179,6 @@ def test_short_real_data_run_on_shared_flowers(run_cli, tmp_path, shared_flowers
     assert code == 0, err
     result = read(out, "baseline", dataset="flowers")
     assert result["status"] == "ok"
-    assert (result["data"]["train_images"], result["data"]["test_images"]) == (1020, 340)
+    assert (result["data"]["train_images"], result["data"]["test_images"]) == (1020, 324)  # 16 duplicates dropped
     assert result["per_image"]["names"][:2] == ["image_0061.jpg", "image_0062.jpg"]
     assert 5 < result["metrics"]["psnr"] < 60 and 0 < result["metrics"]["ssim"] <= 1
