@@ -50,6 +50,26 @@ def colorize_uint8(method: Method, images: torch.Tensor, *, batch_size: int, lab
     return torch.cat(outputs), time.perf_counter() - start
 
 
+def test_time_seed(run_seed: int, index: int) -> int:
+    """The seed of one image's test-time randomness: a function of (run seed, image index) only."""
+    return int(np.random.SeedSequence([run_seed, index]).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+def colorize_seeded(method: Method, L: torch.Tensor, *, run_seed: int, first_index: int) -> torch.Tensor:
+    """``method.colorize(L)``; for a method random at test time, image by image, each drawing from
+    its own seed (``test_time_seed(run_seed, first_index + k)``) with the process's generators restored
+    afterwards, so the output never depends on the process's history or on the batch."""
+    if not method.random_at_test_time:
+        return method.colorize(L)
+    devices = [method.device] if method.device.type == "cuda" else []
+    outputs = []
+    for k, image in enumerate(L.split(1)):
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(test_time_seed(run_seed, first_index + k))
+            outputs.append(method.colorize(image))
+    return torch.cat(outputs)
+
+
 def gray_uint8(images: torch.Tensor) -> torch.Tensor:
     """The gray input a method sees (L with zero ab), as uint8 RGB."""
     lab = rgb_to_lab(uint8_to_float(images))
@@ -210,8 +230,9 @@ def upsample_rows(ab: torch.Tensor, size: tuple[int, int], top: int, bottom: int
     return rows[..., low] * (1 - weight) + rows[..., high] * weight
 
 
-def colorize_photo(method: Method, photo: Photo, *, tile_pixels: int = TILE_PIXELS) -> Image.Image:
-    """Colorize at the photo's own size: 8-bit RGB (RGBA when the photo has alpha).
+def colorize_photo(method: Method, photo: Photo, *, tile_pixels: int = TILE_PIXELS, seed: int = 0) -> Image.Image:
+    """Colorize at the photo's own size: 8-bit RGB (RGBA when the photo has alpha). A method random at
+    test time draws from ``seed`` (the run's), so the same photo gives the same output every time.
 
     The network runs once at its trained size; its ab is upsampled (bilinear) and recombined with
     the photo's full-resolution L tile by tile, straight into the output image.
@@ -220,7 +241,7 @@ def colorize_photo(method: Method, photo: Photo, *, tile_pixels: int = TILE_PIXE
     width, height = photo.size
     with torch.no_grad():
         L_small, _ = rgb_to_normalized_lab(photo.reduced(method.size))
-        ab_small = method.colorize(L_small.to(method.device)).float().cpu()
+        ab_small = colorize_seeded(method, L_small.to(method.device), run_seed=seed, first_index=0).float().cpu()
         output = Image.new("RGB", (width, height))
         columns = _source_index(width, ab_small.shape[-1], torch.arange(width))
         step = max(1, tile_pixels // width)

@@ -103,6 +103,11 @@ class Method:
         self.nets: dict[str, nn.Module] = {}
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
 
+    # Whether ``colorize`` draws random numbers (e.g. dropout at test time). The harness then colorizes
+    # such a method's test images one at a time, each from a generator seeded by (run seed, image
+    # index), so its scores never depend on what the process did before or on the evaluation batch.
+    random_at_test_time: bool = False
+
     # -- what a method implements -------------------------------------------------------------
     @classmethod
     def check_size(cls, size: int, options: MethodOptions) -> None:

@@ -158,6 +158,10 @@ class PaperUnet:
         dropout_blocks = unet_dropout_blocks(levels, options.dropout_placement) if options.dropout else ()
         return init_weights(UnetGenerator(1, 2, levels, options.ngf, dropout_blocks=dropout_blocks))
 
+    @property
+    def random_at_test_time(self) -> bool:
+        return self.options.test_mode == "paper" and self.options.dropout
+
     def eval_mode(self) -> None:
         super().eval_mode()
         if self.options.test_mode == "paper":

@@ -233,7 +233,7 @@ def _execute_run(identity: RunIdentity, context: RunContext, world: World) -> di
         if world.is_main:
             save_checkpoint(folder / CHECKPOINT_FILE, method, identity.method, identity.dataset, record.steps,
                             run_key=identity.run_key)
-        score_method(method, context, result, folder, label)
+        score_method(method, context, result, folder, label, seed=identity.seed)
     except Interrupted as stop:
         result.update(status="interrupted", error=f"interrupted: {stop} (resume with the same command)")
         if world.is_main:

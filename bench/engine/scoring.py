@@ -17,7 +17,7 @@ from bench.data import ImageSet
 from bench.engine.training import Diverged
 from bench.environment import environment
 from bench.evaluate import build_metrics, evaluate
-from bench.inference import gray_uint8, sample_indices
+from bench.inference import colorize_seeded, gray_uint8, sample_indices
 from bench.store import results
 from bench.store.identity import ReferenceIdentity, safe_name
 
@@ -25,8 +25,12 @@ if TYPE_CHECKING:
     from bench.engine.execute import RunContext
 
 
-def _colorized(method, images: torch.Tensor, batch_size: int, device, keep: dict, bad: list, seconds: list):
+def _colorized(method, images: torch.Tensor, batch_size: int, device, keep: dict, bad: list, seconds: list,
+               *, seed: int, offset: int = 0):
     """(prediction, target) uint8 batches on the device, colorized as they are scored (one pass).
+
+    ``images`` are the test split's from index ``offset`` on; a method random at test time draws each
+    image's randomness from (``seed``, its index in the split).
 
     Predictions at the ``keep`` indices are kept for the samples; ``bad[0]`` becomes a device flag
     of non-finite outputs, read once after the pass (no per-batch synchronisation).
@@ -37,7 +41,7 @@ def _colorized(method, images: torch.Tensor, batch_size: int, device, keep: dict
         start = time.perf_counter()
         with torch.no_grad():
             L, _ = rgb_to_normalized_lab(uint8_to_float(target))
-            ab = method.colorize(L)
+            ab = colorize_seeded(method, L, run_seed=seed, first_index=offset + first)
             finite = torch.isfinite(ab).all()
             bad[0] = ~finite if bad[0] is None else bad[0] | ~finite
             pred = float_to_uint8(normalized_lab_to_rgb(L, torch.nan_to_num(ab)))
@@ -48,7 +52,7 @@ def _colorized(method, images: torch.Tensor, batch_size: int, device, keep: dict
         yield pred, target
 
 
-def _colorized_shards(method, context: RunContext, keep: dict, bad: list, seconds: list):
+def _colorized_shards(method, context: RunContext, keep: dict, bad: list, seconds: list, *, seed: int):
     """Several ranks: each colorizes its share of the test split, then rank 0 gets them all.
 
     Yields rank 0's (prediction, target) batches; the other ranks yield nothing.
@@ -56,7 +60,7 @@ def _colorized_shards(method, context: RunContext, keep: dict, bad: list, second
     world, images = context.world, context.test_set.images
     shard = world.shard(images.shape[0])
     parts = [pred for pred, _ in _colorized(method, images[shard.start : shard.stop], context.eval_batch_size,
-                                            context.device, {}, bad, seconds)]
+                                            context.device, {}, bad, seconds, seed=seed, offset=shard.start)]
     local = torch.cat(parts) if parts else images.new_zeros((0, *images.shape[1:])).to(context.device)
     flag = (bad[0] if bad[0] is not None else torch.zeros((), dtype=torch.bool, device=context.device))
     bad[0] = world.all_reduce(flag.to(torch.int32), "max").bool()
@@ -70,18 +74,19 @@ def _colorized_shards(method, context: RunContext, keep: dict, bad: list, second
         yield predictions[first : first + target.shape[0]], target
 
 
-def score_method(method, context: RunContext, result: dict, folder: Path, label: str) -> None:
+def score_method(method, context: RunContext, result: dict, folder: Path, label: str, *, seed: int) -> None:
     """Colorize the test split and score it in one pass (several ranks: colorize sharded, then score);
-    fill the result; write the samples (rank 0)."""
+    fill the result; write the samples (rank 0). ``seed``: the run's, for test-time randomness."""
     test_set = context.test_set
     keep = dict.fromkeys(sample_indices(context.samples, len(test_set)))
     bad, colorize_s = [None], [0.0]
     metrics, unavailable = build_metrics(context.metric_names, context.metric_context)
     start = time.perf_counter()
     if context.world.distributed:
-        batches = _colorized_shards(method, context, keep, bad, colorize_s)
+        batches = _colorized_shards(method, context, keep, bad, colorize_s, seed=seed)
     else:
-        batches = _colorized(method, test_set.images, context.eval_batch_size, context.device, keep, bad, colorize_s)
+        batches = _colorized(method, test_set.images, context.eval_batch_size, context.device, keep, bad, colorize_s,
+                             seed=seed)
     if context.world.is_main:
         details = unavailable | evaluate(batches, metrics, len(test_set), label=f"score {label}")
     else:
