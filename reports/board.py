@@ -10,7 +10,9 @@ scored like methods but never ranked, never marked best, and sit where their val
 
 Ranking: by one metric per board, ``--rank-by`` (default LPIPS); when it has no values on a board,
 the first metric with a direction and a value, and the board says so. Ranks and ties come from the
-paired bootstrap (``bench.reports.verdicts``); each method is also checked against the gray input.
+verdicts (``bench.reports.verdicts``: intervals over seeds and paired test images, simultaneous over the
+board's comparisons on the metric); each method is also checked against the gray input, in the same family.
+★ marks every method no other beats distinguishably in a column.
 Methods without a value follow by name, then failed, interrupted and skipped ones.
 """
 
@@ -87,6 +89,8 @@ class Row:
     def gray_mark(self) -> str:
         """vs the gray input on the ranked metric: better | worse | tied | "" (not compared)."""
         c = self.vs_gray
+        if c is not None and c.needs_seeds:
+            return "needs seeds"
         if c is None or not c.comparable or c.higher_is_better is None:
             return ""
         return "tied" if c.sign == 0 else ("better" if c.better == c.left else "worse")
@@ -135,6 +139,18 @@ class Board:
         return any(r.fooling is not None for r in self.rows)
 
     @property
+    def seed_note(self) -> str | None:
+        """Why some verdicts are missing: methods trained with one seed have no training variance."""
+        single = [r.label for r in self.method_rows if r.status == "ok" and len(r.ok_runs) == 1]
+        if not single:
+            return None
+        which = "Every method has" if len(single) == len([r for r in self.method_rows if r.status == "ok"]) else \
+            f"{len(single)} methods ({', '.join(single)}) have"
+        return (f"{which} one seed: one training run measures nothing of how much another seed would change its "
+                f"scores, so their verdicts say “needs seeds” and they share ranks; run `bench run --seeds 3` (the "
+                f"default) or more")
+
+    @property
     def has_gray(self) -> bool:
         return any(r.runs[0].reference == "gray" for r in self.reference_rows)
 
@@ -171,16 +187,25 @@ def _row(runs: list[Run], slug: str, columns: list[Column]) -> Row:
     return Row(first.method, first.label, slug, runs, status, reasons or None, cells, stats, kind=first.kind)
 
 
-def _mark_best(columns: list[Column], rows: list[Row]) -> None:
-    """Best per column among methods (never a reference); ties at the displayed precision are all marked."""
+def _mark_best(columns: list[Column], rows: list[Row], rank_column: Column | None) -> None:
+    """★ per column: every method that no other method beats distinguishably on it (rank 1 by that column's
+    own verdicts, simultaneous over its pairs), so methods tied for best are all marked; never a reference.
+    The ranking column uses the board's ranks."""
     for column in columns:
-        cells = [row.cells[column.name] for row in rows if not row.is_reference and row.cells[column.name].status == "ok"]
-        if column.higher_is_better is None or not cells:
+        if column.higher_is_better is None:
             continue
-        pick = max if column.higher_is_better else min
-        best_text = pick(cells, key=lambda c: c.mean).text
-        for cell in cells:
-            cell.best = cell.text == best_text
+        present = [r for r in rows if not r.is_reference and r.status == "ok" and r.cells[column.name].mean is not None]
+        if not present:
+            continue
+        if column is rank_column:
+            ranks = [r.rank for r in present]  # ranked already
+        else:
+            present.sort(key=lambda r: -r.cells[column.name].mean if column.higher_is_better else r.cells[column.name].mean)
+            entries = [(r.label, row_sample(r.ok_runs, column.name)) for r in present]
+            ranks, _ = rank_with_ties([r.label for r in present], [r.cells[column.name].mean for r in present],
+                                      column.higher_is_better, all_pairs(column.name, column.higher_is_better, entries))
+        for row, rank in zip(present, ranks):
+            row.cells[column.name].best = rank == 1
 
 
 def _has_value(rows: list[Row], column: Column) -> bool:
@@ -221,15 +246,17 @@ def _rank(rows: list[Row], column: Column | None) -> tuple[list[Row], list[Compa
         return ordered, []
     ranked = [r for r in ordered if not r.is_reference and r.status == "ok" and r.cells[column.name].mean is not None]
     entries = [(r.label, row_sample(r.ok_runs, column.name)) for r in ranked]
-    comparisons = all_pairs(column.name, column.higher_is_better, entries)
-    ranks, ties = rank_with_ties([r.label for r in ranked], [r.cells[column.name].mean for r in ranked],
-                                 column.higher_is_better, comparisons)
     gray = next((r for r in rows if r.is_reference and r.runs[0].reference == "gray"), None)
     gray_sample = (gray.label, row_sample(gray.ok_runs, column.name)) if gray else None
+    # One family: every pair of methods and every method against the gray input, simultaneous at 95 %.
+    family = len(entries) * (len(entries) - 1) // 2 + (len(entries) if gray_sample else 0)
+    comparisons = all_pairs(column.name, column.higher_is_better, entries, tests=family)
+    ranks, ties = rank_with_ties([r.label for r in ranked], [r.cells[column.name].mean for r in ranked],
+                                 column.higher_is_better, comparisons)
     for row, rank, entry in zip(ranked, ranks, entries):
         row.rank, row.tied_with = rank, ties[row.label]
         if gray_sample:
-            row.vs_gray = compare(column.name, column.higher_is_better, entry, gray_sample)
+            row.vs_gray = compare(column.name, column.higher_is_better, entry, gray_sample, tests=family)
     return ordered, comparisons
 
 
@@ -290,8 +317,8 @@ def _board(runs: list[Run], references: list[Run], notes: list[str], rank_by: st
     slugs: set[str] = set()
     rows = [_row(rs, unique_slug(rs[0].label, slugs), columns) for rs in by_row.values()]
     rank_column, rank_note = choose_rank_metric(columns, rows, rank_by)
-    _mark_best(columns, rows)
     rows, ranked_pairs = _rank(rows, rank_column)
+    _mark_best(columns, rows, rank_column)
     verdicts, verdict_notes = _verdicts(columns, rows, rank_column, ranked_pairs, verdict_metrics)
     by_method: dict[str, list[tuple[str, list[Run]]]] = {}
     for row in rows:

@@ -2,10 +2,11 @@
 
 - mean: the mean over the seeds that produced the metric;
 - std: the sample standard deviation (ddof=1) across those seeds, when there are two or more;
-- 95 % CI: for one seed, that run's own percentile-bootstrap interval over test images; for
-  several, the same bootstrap over the per-image values averaged across seeds (so it measures
-  test-set uncertainty, and std measures seed-to-seed spread). A set-level metric without
-  per-image values (e.g. FID) over several seeds gets no CI, only the std.
+- 95 % CI: for one seed, that run's own percentile-bootstrap interval over test images (training
+  randomness is not measured by one seed); for several, a t interval over seeds and test images
+  (``bench.stats.mean_interval``: the spread of the per-seed means plus the images' spread), the
+  same variance the board's verdicts use. A set-level metric without per-image values (e.g. FID)
+  over several seeds gets the t interval of its per-seed values.
 - The ground truth's PSNR against itself is +inf: shown as ∞ (the ceiling).
 """
 
@@ -15,7 +16,7 @@ import math
 from dataclasses import dataclass, field
 
 from bench.reports.runs import Run, as_list, as_number, as_text
-from bench.stats import aggregate_seeds, bootstrap_ci
+from bench.stats import aggregate_seeds, mean_interval
 
 
 def fmt(value, digits: int = 4) -> str:
@@ -124,16 +125,20 @@ def metric_columns(runs: list[Run]) -> list[Column]:
 
 
 def _seed_ci(name: str, runs: list[Run]) -> list[float] | None:
-    """The per-image bootstrap CI of the seed-averaged values (see the module docstring)."""
+    """The row's interval (see the module docstring)."""
     if len(runs) == 1:
         ci = as_list(runs[0].metric_details[name].get("ci95"))
         return [float(v) for v in ci] if len(ci) == 2 and None not in map(as_number, ci) else None
     per_image = [r.per_image(name) for r in runs]
     names = [r.image_names() for r in runs]
-    if any(v is None for v in per_image) or len({len(v) for v in per_image}) != 1 or any(n != names[0] for n in names):
+    if all(v is None for v in per_image):  # set-level: one value per seed
+        values = [[r.metric_details[name]["value"]] for r in runs]
+    elif any(v is None for v in per_image) or len({len(v) for v in per_image}) != 1 or any(n != names[0] for n in names):
         return None
-    averaged = [math.fsum(values) / len(values) for values in zip(*per_image)]
-    return bootstrap_ci(averaged)
+    else:
+        values = per_image
+    interval = mean_interval(values, fixed=all(r.is_reference for r in runs))
+    return interval["ci95"] if interval else None
 
 
 def metric_cell(column: Column, ok_runs: list[Run]) -> Cell:

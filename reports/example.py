@@ -28,7 +28,8 @@ SAMPLE_COUNT = 3
 DEFAULT_OPTIONS = {"lr": 0.001}
 HARDWARE = ("CPU: example", 1)
 DEMO = "synthetic example data (made-up numbers)"
-DIRECTIONS = {"lpips": False, "fid": False, "kid": False, "delta_colourfulness": False, "colourfulness": None}
+DIRECTIONS = {"lpips": False, "fid": False, "kid": False, "delta_colourfulness": False, "ab_hist_swd": False,
+              "colourfulness": None}
 INFINITE = "inf"  # a metric spec: +inf, as the runner writes the ground truth's PSNR
 
 
@@ -177,7 +178,7 @@ EXAMPLE_METHODS = {
 
 
 def example_runs(runs: Path) -> Path:
-    """A runs folder with five scored methods (two seeds each), one with changed options, the two
+    """A runs folder with five scored methods (three seeds each), one with changed options, the two
     reference rows, and a diverged, an interrupted and a skipped run."""
     fid = {"status": "ok", "value": 61.5, "n": TEST_IMAGES, "std": 1.5,
            "warning": f"N={TEST_IMAGES} < 2048: FID is biased upwards at this size; compare only equal N"}
@@ -189,7 +190,7 @@ def example_runs(runs: Path) -> Path:
                 "fid": dict(fid, value=fid["value"] + 40 * lpips + shift), "kid": kid}
 
     for method, means in EXAMPLE_METHODS.items():
-        for seed in (0, 1):
+        for seed in (0, 1, 2):
             write_result(runs, method, seed, metrics=scores(*means, shift=0.2 * seed), demo=DEMO,
                          losses=("G_GAN", "G_L1", "D") if method.startswith(("pix2pix", "cyclegan")) else ("L2",))
     write_result(runs, "pix2pix", 0, options={"gan_mode": "lsgan"}, metrics=scores(22.4, 0.83, 0.165, 31.0),
@@ -202,7 +203,7 @@ def example_runs(runs: Path) -> Path:
                                                        "fid": dict(fid, value=0.0), "kid": kid})
     write_result(runs, "pix2pix-resnet18-scratch", 0, status="failed", error="diverged: non-finite G_L1 at step 57",
                  demo=DEMO, traceback="Traceback (most recent call last):\n  ...\nFloatingPointError: non-finite G_L1")
-    write_result(runs, "unet-l2", 2, status="interrupted", error="interrupted by the user (Ctrl-C) at step 12",
+    write_result(runs, "unet-l2", 3, status="interrupted", error="interrupted by the user (Ctrl-C) at step 12",
                  demo=DEMO)
     write_result(runs, "pix2pix-resnet18", 0, status="skipped", demo=DEMO,
                  error="ImageNet ResNet18 weights not found: put resnet18-f37072fd.pth in --weights-dir")

@@ -2,14 +2,17 @@
 
 Each claim is data (``CLAIMS``): a metric and two groups of methods, and the sign the claim predicts
 for ``left − right``. On a board, every present (left, right) pair of rows is compared with the
-paired bootstrap over the per-image values (``bench.reports.verdicts``), and the claim is
+interval over seeds and paired test images that the verdicts use (``bench.reports.verdicts``), and the
+claim is decided symmetrically -- "supported" and "contradicted" need the same strength of evidence:
 
-- **supported** when every compared pair's 95 % interval excludes 0 on the predicted side;
-- **not supported** when any pair's interval excludes 0 on the other side;
-- **undecided** otherwise (some interval contains 0);
-- **not testable on this board** when no pair could be compared (methods absent, no per-image values).
+- **supported** when every present pair's 95 % interval excludes 0 on the predicted side;
+- **contradicted** when every present pair's 95 % interval excludes 0 on the other side;
+- **undecided** otherwise (an interval contains 0, the pairs disagree, or a method has one seed);
+- **not testable on this board** when no pair could be compared (methods absent, no values).
 
-The intervals that decide it are listed with it. Nothing here is written by hand per board.
+Requiring *every* pair (an intersection-union test) keeps each decision's error at 5 % without a
+multiplicity correction: a claim is only as strong as its weakest pair. The intervals that decide it
+are listed with it. Nothing here is written by hand per board.
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ CLAIMS = (
           ("cyclegan-paired",), +1, note="per-image colourfulness of the outputs, unpaired − paired"),
 )
 
-SUPPORTED, NOT_SUPPORTED, UNDECIDED, NOT_TESTABLE = "supported", "not supported", "undecided", "not testable on this board"
+SUPPORTED, CONTRADICTED, UNDECIDED, NOT_TESTABLE = "supported", "contradicted", "undecided", "not testable on this board"
 
 
 @dataclass
@@ -85,17 +88,19 @@ def check(claim: Claim, rows: dict[str, list[tuple[str, list[Run]]]]) -> Finding
                    for l_method in claim.left for r_method in claim.right
                    for left in samples[l_method] for right in samples[r_method]]
     compared = [c for c in comparisons if c.comparable]
-    skipped = [c for c in comparisons if not c.comparable]
+    unseeded = [c for c in comparisons if c.needs_seeds]
+    skipped = [c for c in comparisons if not c.comparable and not c.needs_seeds]
     missing = [m for m in dict.fromkeys(claim.left + claim.right) if m not in rows]
-    against = [c for c in compared if c.sign == -claim.expected]
-    if not compared:
+    if not compared and not unseeded:
         verdict, deciding = NOT_TESTABLE, []
-    elif against:
-        verdict, deciding = NOT_SUPPORTED, against
-    elif all(c.sign == claim.expected for c in compared):
+    elif not unseeded and all(c.sign == claim.expected for c in compared):
         verdict, deciding = SUPPORTED, compared
-    else:
-        verdict, deciding = UNDECIDED, [c for c in compared if c.sign == 0]
+    elif not unseeded and all(c.sign == -claim.expected for c in compared):
+        verdict, deciding = CONTRADICTED, compared
+    else:  # the pairs that keep it from either side: ties, one-seed pairs, or a disagreement
+        verdict = UNDECIDED
+        signs = {c.sign for c in compared}
+        deciding = unseeded + [c for c in compared if c.sign == 0 or len(signs - {0}) > 1]
     return Finding(claim, verdict, deciding, compared, skipped, missing)
 
 

@@ -19,7 +19,7 @@ from bench.reports import render_site
 from bench.reports.charts import loss_charts
 from bench.reports.example import TEST_IMAGES, example_runs, write_reference, write_result
 from bench.reports.runs import normalise
-from bench.stats import bootstrap_ci, paired_bootstrap
+from bench.stats import compare_means, mean_interval
 
 EVIL = "<script>alert(1)</script>"
 DATE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00")
@@ -97,33 +97,11 @@ def example(tmp_path_factory):
     return runs, site, boards_of(site)[0]
 
 
-def test_paired_bootstrap_equals_a_direct_loop():
-    rng = np.random.default_rng(3)
-    a, b = rng.normal(0.3, 0.1, (3, 15)), rng.normal(0.25, 0.1, (2, 15))
-    resamples, seed = 200, 7
-    got = paired_bootstrap(a, b, resamples=resamples, seed=seed)
-    draws = np.random.default_rng(seed)  # the same draws, in the documented order
-    images = draws.integers(0, 15, size=(resamples, 15))
-    seeds_a, seeds_b = draws.integers(0, 3, size=(resamples, 3)), draws.integers(0, 2, size=(resamples, 2))
-    differences = []
-    for r in range(resamples):
-        side_a = [sum(a[s, i] for i in images[r]) / 15 for s in seeds_a[r]]
-        side_b = [sum(b[s, i] for i in images[r]) / 15 for s in seeds_b[r]]
-        differences.append(sum(side_a) / 3 - sum(side_b) / 2)
-    assert got["ci95"] == pytest.approx([np.percentile(differences, 2.5), np.percentile(differences, 97.5)], abs=1e-12)
-    assert got["difference"] == pytest.approx(a.mean() - b.mean()) and got["n_seeds"] == [3, 2]
-    one = paired_bootstrap(a[0], b[0], resamples=resamples, seed=seed)  # one seed: the bootstrap of the differences
-    direct = (a[0] - b[0])[np.random.default_rng(seed).integers(0, 15, size=(resamples, 15))].mean(axis=1)
-    assert one["ci95"] == pytest.approx([np.percentile(direct, 2.5), np.percentile(direct, 97.5)], abs=1e-12)
-    assert paired_bootstrap(a, b, seed=1) == paired_bootstrap(a, b, seed=1)  # seeded
-    assert paired_bootstrap(a[:, :14], b) is None and paired_bootstrap([1.0, np.inf], [1.0, 2.0]) is None
-
-
 def test_ranking_reference_rows_and_vs_gray(example):
     runs, site, board = example
     columns, rows = table(site)
     labels = [cell(r, columns, "method")["text"].split()[0] for r in rows]
-    assert labels == ["ground", "pix2pix", "pix2pix", "unet-l2", "cyclegan-paired", "baseline", "cyclegan-unpaired",
+    assert labels == ["ground", "pix2pix", "pix2pix", "unet-l2", "baseline", "cyclegan-paired", "cyclegan-unpaired",
                       "gray", "pix2pix-resnet18-scratch", "pix2pix-resnet18"]  # references where their lpips falls
     assert board["rank_by"] == "lpips" and "Ranked by <strong>lpips ↓</strong>" in (site / "index.html").read_text()
     by_label = rows_of(board)
@@ -139,13 +117,22 @@ def test_ranking_reference_rows_and_vs_gray(example):
     assert not truth["metrics"]["lpips"]["best"] and by_label["pix2pix"]["metrics"]["lpips"]["best"]  # refs never best
     ranked = [r for r in board["rows"] if r["rank"] is not None]
     assert [r["rank"] for r in ranked] == sorted(r["rank"] for r in ranked) and ranked[0]["label"] == "pix2pix"
-    for row in ranked:  # vs gray: the paired bootstrap of the method's per-image values against the gray row's
+    family = len(ranked) * (len(ranked) - 1) // 2 + len(ranked)  # every pair, and each method vs gray
+    for row in ranked:  # vs gray: over the method's seeds and the paired images, gray being fixed
         seeds = [result_of(runs, row["method"], s, row["changed_options"]) for s in row["seeds_ok"]]
-        expected = paired_bootstrap([r["per_image"]["lpips"] for r in seeds], gray_result["per_image"]["lpips"])
-        assert row["vs_gray"]["ci95"] == expected["ci95"] and row["vs_gray"]["mark"] == "better"
+        expected = compare_means([r["per_image"]["lpips"] for r in seeds], gray_result["per_image"]["lpips"],
+                                 fixed_b=True, tests=family)
+        assert row["vs_gray"]["ci95"] == expected["ci95"] and row["vs_gray"]["tests"] == family
+        if len(seeds) == 1:
+            assert row["vs_gray"]["mark"] == "needs seeds" and expected["needs_seeds"] == ["a"]
+        else:
+            lo, hi = expected["ci95"]
+            assert row["vs_gray"]["mark"] == ("better" if hi < 0 else "worse" if lo > 0 else "tied")
     gray_cells = [cell(r, columns, "vs gray")["text"] for r in rows]
-    assert gray_cells[1].startswith("✓ better") and gray_cells[0].strip() == "—"
-    for row_html, row in zip(rows, board["rows"]):  # seeds merged: mean, sd, CI of the seed-averaged images
+    assert gray_cells[1].startswith("≈ tied") and gray_cells[2].startswith("? needs seeds") and gray_cells[0].strip() == "—"
+    marks = {r["label"]: r["vs_gray"]["mark"] for r in ranked}
+    assert marks["cyclegan-unpaired"] == "tied" and "better" not in marks.values()  # 3 seeds, 21 comparisons: wide
+    for row_html, row in zip(rows, board["rows"]):  # seeds merged: mean, sd, interval over seeds and images
         seeds = [result_of(runs, row["method"], s, row["changed_options"]) for s in row["seeds_ok"]]
         values = [r["metrics"]["ssim"] for r in seeds]
         entry = row["metrics"].get("ssim", {})
@@ -155,22 +142,25 @@ def test_ranking_reference_rows_and_vs_gray(example):
         assert float(cell(row_html, columns, "ssim")["sort"]) == entry["mean"]
         if len(values) > 1:
             assert entry["std"] == pytest.approx(statistics.stdev(values), rel=1e-12)
-            averaged = [statistics.fmean(v) for v in zip(*(r["per_image"]["ssim"] for r in seeds))]
-            assert entry["ci95"] == bootstrap_ci(averaged) and row["metrics"]["fid"]["ci95"] is None
+            assert entry["ci95"] == mean_interval([r["per_image"]["ssim"] for r in seeds])["ci95"]
+            fid = [[r["metrics"]["fid"]] for r in seeds]  # set-level: the t interval of the per-seed values
+            assert row["metrics"]["fid"]["ci95"] == mean_interval(fid)["ci95"]
     with_csv = list(csv.DictReader(io.StringIO((site / "leaderboard.csv").read_text())))
     assert [(r["kind"], r["method"], r["rank"]) for r in with_csv] == [
         (r["kind"], r["method"], "" if r["rank"] is None else str(r["rank"])) for r in board["rows"]]
-    assert with_csv[0]["psnr_mean"] == "inf" and with_csv[1]["vs_gray"] == "better"
+    assert with_csv[0]["psnr_mean"] == "inf" and with_csv[1]["vs_gray"] == "tied"
     assert {r["rank_by"] for r in with_csv} == {"lpips"} and {r["hardware"] for r in with_csv} == {"CPU: example x1"}
 
 
 def tie_board(tmp_path, **names) -> Path:
-    """lpips per image: a; b = a + small symmetric noise (tied with a); c clearly worse; gray worse still."""
+    """lpips per image, 3 seeds each: a; b = a + small symmetric noise (tied with a); c clearly worse; gray
+    worse still; one seed of d (needs seeds)."""
     runs = tmp_path / "runs"
     base = np.linspace(0.1, 0.3, TEST_IMAGES)
     noise = np.tile([0.004, -0.004], TEST_IMAGES // 2)
     for method, values in (("a", base), ("b", base + noise), ("c", base + 0.1)):
-        write_result(runs, method, 0, metrics={"lpips": list(values), "psnr": 20.0})
+        for seed, shift in enumerate((0.002, -0.002, 0.0)):  # training runs differ a little
+            write_result(runs, method, seed, metrics={"lpips": list(values + shift), "psnr": 20.0 + seed})
     write_reference(runs, "gray", metrics={"lpips": list(base + 0.3), "psnr": 18.0})
     write_result(runs, "other-images", 0, metrics={"lpips": list(base + 0.2)},  # ranked by its mean: last
                  per_image={"names": [f"x{i}" for i in range(TEST_IMAGES)], "lpips": list(base + 0.2)})
@@ -185,7 +175,8 @@ def test_tied_methods_share_a_rank(tmp_path):
     assert rows["a"]["tied_with"] == ["b"] and rows["b"]["tied_with"] == ["a"] and rows["c"]["tied_with"] == []
     pairs = {(c["left"], c["right"]): c for c in board["verdicts"]["lpips"]}
     assert pairs["a", "b"]["verdict"] == "tied" and pairs["a", "c"]["verdict"] == "distinguishable"
-    assert pairs["a", "c"]["better"] == "a" and pairs["a", "c"]["text"].startswith("a vs c: lpips −0.1 [−0.1, −0.1]")
+    assert pairs["a", "c"]["better"] == "a" and pairs["a", "c"]["text"].startswith("a vs c: lpips −0.1 [−0.109, −0.0909]")
+    assert {c["tests"] for c in board["verdicts"]["lpips"]} == {6 + 4}  # one family: 6 pairs and 4 vs gray
     odd = next(c for c in board["verdicts"]["lpips"] if "other-images" in (c["left"], c["right"]))
     assert odd["verdict"] == "not comparable" and odd["reason"] == "different test images"
     assert rows["other-images"]["vs_gray"]["reason"] == "different test images"
@@ -203,30 +194,38 @@ def test_findings_are_checked_on_the_data(tmp_path):
     runs = tmp_path / "runs"
     base = np.linspace(10.0, 30.0, TEST_IMAGES)
     wiggle = np.tile([1.0, -1.0], TEST_IMAGES // 2)
+    shifts = (0.1, -0.1, 0.0)  # three seeds each
     cases = {  # dataset: (baseline colourfulness, pix2pix colourfulness); pix2pix also beats baseline on LPIPS
         "supported": (base, base + 8), "contradicted": (base + 8, base), "undecided": (base + wiggle, base - wiggle)}
     for dataset, (l2, gan) in cases.items():
-        write_result(runs, "baseline", 0, dataset=dataset, metrics={"colourfulness": list(l2), "lpips": list(base / 50)})
-        write_result(runs, "pix2pix", 0, dataset=dataset, metrics={"colourfulness": list(gan), "lpips": list(base / 60)})
+        for seed, shift in enumerate(shifts):
+            write_result(runs, "baseline", seed, dataset=dataset,
+                         metrics={"colourfulness": list(l2 + shift), "lpips": list(base / 50 + shift / 100)})
+            write_result(runs, "pix2pix", seed, dataset=dataset,
+                         metrics={"colourfulness": list(gan - shift), "lpips": list(base / 60 - shift / 100)})
+    write_result(runs, "baseline", 0, dataset="one-seed", metrics={"colourfulness": list(base), "lpips": list(base / 50)})
+    write_result(runs, "pix2pix", 0, dataset="one-seed", metrics={"colourfulness": list(base + 8), "lpips": list(base / 60)})
     site = render_site([runs], tmp_path / "site")
     found = {b["dataset"]: {f["claim"]: f for f in b["findings"]} for b in boards_of(site)}
     duller, beat, unpaired = ("L2 regression is duller than the GAN methods", "The GAN methods beat L2 regression on LPIPS",
                               "Unpaired CycleGAN is more colourful than paired CycleGAN")
-    assert {d: f[duller]["verdict"] for d, f in found.items()} == {
-        "supported": "supported", "contradicted": "not supported", "undecided": "undecided"}
+    assert {d: f[duller]["verdict"] for d, f in found.items()} == {  # symmetric: contradicted needs what supported needs
+        "supported": "supported", "contradicted": "contradicted", "undecided": "undecided", "one-seed": "undecided"}
     for dataset, (l2, gan) in cases.items():
         deciding = found[dataset][duller]["deciding"]
         assert [(c["left"], c["right"]) for c in deciding] == [("baseline", "pix2pix")]
-        assert deciding[0]["ci95"] == paired_bootstrap(l2, gan)["ci95"]  # the interval that decides it
+        expected = compare_means([l2 + shift for shift in shifts], [gan - shift for shift in shifts])
+        assert deciding[0]["ci95"] == expected["ci95"] and deciding[0]["tests"] == 1  # the interval that decides it
         assert found[dataset][beat]["verdict"] == "supported"
         assert found[dataset][unpaired]["verdict"] == "not testable on this board"
         assert found[dataset][duller]["absent_methods"] == ["unet-l2", "pix2pix-resnet18", "pix2pix-resnet18-scratch",
                                                             "cyclegan-paired", "cyclegan-unpaired"]
+    assert found["one-seed"][beat]["deciding"][0]["verdict"] == "needs seeds"  # one seed never decides a claim
     index = (site / "index.html").read_text()
-    assert "baseline vs pix2pix: colourfulness −8 [−8, −8]" in index and "not testable on this board" in index
+    assert "baseline vs pix2pix: colourfulness −8 [" in index and "not testable on this board" in index
     lines = list(csv.DictReader(io.StringIO((site / "findings.csv").read_text())))
     assert {(line["dataset"], line["verdict"]) for line in lines if line["claim"] == duller} == {
-        ("supported", "supported"), ("contradicted", "not supported"), ("undecided", "undecided")}
+        ("supported", "supported"), ("contradicted", "contradicted"), ("undecided", "undecided"), ("one-seed", "undecided")}
 
 
 def test_failed_diverged_interrupted_and_unavailable_are_shown_never_ranked(example, tmp_path):
@@ -237,7 +236,7 @@ def test_failed_diverged_interrupted_and_unavailable_are_shown_never_ranked(exam
     assert statuses["pix2pix-resnet18-scratch"].startswith("failed") and "diverged: non-finite G_L1 at step 57" in \
         statuses["pix2pix-resnet18-scratch"]
     assert statuses["pix2pix-resnet18"].startswith("skipped") and "ResNet18 weights not found" in statuses["pix2pix-resnet18"]
-    assert "seed 2 interrupted: interrupted by the user" in statuses["unet-l2"]
+    assert "seed 3 interrupted: interrupted by the user" in statuses["unet-l2"]
     diverged = rows_of(board)["pix2pix-resnet18-scratch"]
     assert diverged["rank"] is None and diverged["metrics"] == {} or all(
         m["mean"] is None for m in diverged["metrics"].values())

@@ -88,5 +88,6 @@ def add_report_parser(sub) -> None:
                    help="the metric every board is ranked by; it needs a direction (default: lpips; a board "
                    "without its values falls back to the first metric with one, and says so)")
     p.add_argument("--verdicts", default=None, metavar="METRIC[,METRIC]",
-                   help="also show pairwise verdicts (paired bootstrap) on these metrics, e.g. psnr,colourfulness")
+                   help="also show pairwise verdicts on these metrics (intervals over seeds and paired test images, "
+                   "simultaneous over each metric's pairs), e.g. psnr,colourfulness")
     p.set_defaults(func=cmd_report)

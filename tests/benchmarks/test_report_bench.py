@@ -1,4 +1,4 @@
-"""Speed and size of `bench report` (render_site), and of the paired bootstrap behind its verdicts.
+"""Speed and size of `bench report` (render_site), and of the comparison behind its verdicts.
 
 Run: python -m pytest tests/benchmarks/test_report_bench.py --benchmark-only
 By default it renders the synthetic example runs (bench.reports.example) and a flowers-sized board
@@ -17,7 +17,7 @@ import pytest
 
 from bench.reports import render_site
 from bench.reports.example import example_runs, write_reference, write_result
-from bench.stats import paired_bootstrap
+from bench.stats import compare_means
 
 METHODS = ("baseline", "unet-l2", "pix2pix", "pix2pix-resnet18", "pix2pix-resnet18-scratch", "cyclegan-paired",
            "cyclegan-unpaired", "plugin-method")
@@ -50,8 +50,8 @@ def test_render_site(benchmark, tmp_path, kind):
 
 
 @pytest.mark.parametrize("images", [340, 6149])  # the flowers and flowers102 test splits
-def test_paired_bootstrap(benchmark, images):
+def test_compare_means(benchmark, images):
     rng = np.random.default_rng(0)
     a, b = rng.random((3, images)), rng.random((3, images))
-    result = benchmark(paired_bootstrap, a, b)
+    result = benchmark(compare_means, a, b, tests=28)
     assert result["n_images"] == images
