@@ -10,6 +10,7 @@ from bench.cli.colorize import add_colorize_parser
 from bench.cli.common import EXAMPLES
 from bench.cli.manage import add_index_parser, add_list_parser, add_new_method_parser, add_weights_parser
 from bench.cli.report import add_report_parser, add_score_parser
+from bench.cli.reproduce import add_reproduce_parser
 from bench.cli.run import add_run_parser
 from bench.cli.turing import add_turing_parser
 from bench.errors import BenchError
@@ -28,7 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or log lines")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for add_parser in (add_list_parser, add_run_parser, add_score_parser, add_report_parser, add_colorize_parser,
-                       add_index_parser, add_new_method_parser, add_weights_parser, add_turing_parser):
+                       add_index_parser, add_new_method_parser, add_weights_parser, add_turing_parser,
+                       add_reproduce_parser):
         add_parser(sub)
     return parser
 
