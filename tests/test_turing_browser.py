@@ -189,11 +189,14 @@ def wait_download(folder: Path, timeout: float = 20) -> Path:
 
 
 def click_through(study: Path, downloads: Path, choose, *, name: str = "", reload_after: int | None = None,
-                  screenshots: dict[int, tuple[Path, int, int, bool]] | None = None) -> tuple[Path, list[dict]]:
+                  screenshots: dict[int, tuple[Path, int, int, bool]] | None = None,
+                  block: int | None = None) -> tuple[Path, list[dict]]:
     """A rater in a fresh browser: starts, answers every trial with ← / → as ``choose(trial)`` says, exports.
 
     ``choose`` gets the trial's design entry and returns "left" or "right". ``reload_after``: reload the page
     after that many answers and continue. ``screenshots``: {trial number: (path, width, height, mobile)}.
+    ``block``: open ``index.html#block=K`` (else the page draws one). Every pair on screen is checked: both
+    pictures decoded at the same size, from files of the same number of bytes.
     Returns (the exported file, what was pressed: [{trial, choice}]).
     """
     design = {t["id"]: t for t in json.loads((study / "design.json").read_text())["trials"]}
@@ -201,7 +204,12 @@ def click_through(study: Path, downloads: Path, choose, *, name: str = "", reloa
     browser = Browser(downloads)
     pressed, previous = [], None
     try:
-        browser.open(study / "site" / "index.html")
+        page = study / "site" / "index.html"
+        if block is None:
+            browser.open(page)
+        else:
+            browser.send("Page.navigate", url=f"{page.as_uri()}#block={block}")
+            browser.wait_for("document.readyState === 'complete' && document.body.dataset.state !== 'loading'")
         assert browser.evaluate("document.body.dataset.state") == "intro"
         if name:
             browser.click("#rater")
@@ -223,6 +231,11 @@ def click_through(study: Path, downloads: Path, choose, *, name: str = "", reloa
                 time.sleep(0.2)
                 browser.screenshot(path)
                 browser.viewport(1280, 800)
+            shown = browser.evaluate("['left-img', 'right-img'].map(function (id) { var img = document.getElementById(id);"
+                                     " return [img.naturalWidth, img.naturalHeight, img.getAttribute('src')]; })")
+            assert shown[0][:2] == shown[1][:2] and shown[0][0] > 0, shown  # both decoded, the same size
+            sizes = {(study / "site" / src).stat().st_size for _, _, src in shown}
+            assert len(sizes) == 1, f"trial {trial_id}: the files differ in size {sizes}"
             choice = choose(design[trial_id])
             browser.press(choice)
             pressed.append({"trial": trial_id, "choice": choice})
@@ -251,14 +264,16 @@ def runs_with_samples(runs: Path, images: int) -> Path:
 
 
 def test_click_through_a_study_export_and_score(run_cli, tmp_path):
-    """3 methods x 6 images + 3 catch trials; one careful rater (keyboard, reload half-way) and one careless one."""
+    """3 methods x 6 images, the default design (3 blocks: each rater judges each image once) + 3 catch trials
+    per block; one careful rater on block 1 (keyboard, reload half-way) and one careless one (a block at random)."""
     runs = runs_with_samples(tmp_path / "runs", 6)
     study = tmp_path / "study"
     code, out, err = run_cli("turing", "--runs", runs, "--out", study, "--catch", "3", "--seed", "7")
     assert code == 0, err
     design = json.loads((study / "design.json").read_text())
     arms = [arm["method"] for arm in design["arms"]]
-    assert sorted(arms) == sorted(METHODS) and len(design["trials"]) == 3 * 6 + 3
+    assert sorted(arms) == sorted(METHODS) and design["blocks"] == 3 and len(design["trials"]) == 3 * (6 + 3)
+    block1 = [t for t in design["trials"] if t["block"] == 1]
     # the careful rater: always right on catch trials; fooled by arm 0 always, arm 1 never, arm 2 every other time
     expected = {k: [0, 0] for k in range(3)}
     turns = {2: 0}
@@ -277,12 +292,13 @@ def test_click_through_a_study_export_and_score(run_cli, tmp_path):
     shots = {2: (ARTIFACTS / "turing-trial.png", 1280, 800, False), 3: (ARTIFACTS / "turing-trial-phone.png", 390, 844, True)}
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     (ARTIFACTS / ".gitignore").write_text("*\n")  # test output, never committed
-    careful_file, pressed = click_through(study, tmp_path / "dl-careful", careful, name=EVIL_NAME, reload_after=7,
-                                          screenshots=shots)
+    careful_file, pressed = click_through(study, tmp_path / "dl-careful", careful, name=EVIL_NAME, reload_after=5,
+                                          screenshots=shots, block=1)
     exported = json.loads(careful_file.read_text())
     assert exported["study_id"] == design["study_id"] and exported["rater"] == EVIL_NAME and exported["block"] == 1
     assert [{"trial": v["trial"], "choice": v["choice"]} for v in exported["votes"]] == pressed
-    assert [v["trial"] for v in exported["votes"]] == [t["id"] for t in design["trials"]]  # the design's order
+    assert [v["trial"] for v in exported["votes"]] == [t["id"] for t in block1]  # the design's order
+    assert sorted(t["image"] for t in block1 if t["kind"] == "method") == sorted(design["images"])  # each once
     assert all(v["timed_out"] is False and v["rt_ms"] >= 0 for v in exported["votes"])
     for shot, size in ((shots[2][0], (1280, 800)), (shots[3][0], (390, 844))):
         with Image.open(shot) as image:
@@ -296,7 +312,8 @@ def test_click_through_a_study_export_and_score(run_cli, tmp_path):
     dropped = next(r for r in scores["raters"] if not r["kept"])
     assert dropped["reason"].endswith("catch trials right (< 80%)") and dropped["catch"]["total"] == 3
     assert [(a["fooled"], a["votes"]) for a in scores["arms"]] == [tuple(expected[k]) for k in range(3)]
-    assert [a["votes"] for a in scores["arms"]] == [6, 6, 6] and scores["catch"] == {"correct": 3, "votes": 3, "rate": 1.0}
+    assert [a["votes"] for a in scores["arms"]] == [2, 2, 2] and scores["catch"] == {"correct": 3, "votes": 3, "rate": 1.0}
+    assert all(a["ci95"] is None for a in scores["arms"])  # one rater kept: no interval over raters
     assert [a["rate"] for a in scores["arms"]] == [1.0, 0.0, 0.5]
 
     # the leaderboard with the fooling-rate column, in the browser too
@@ -316,7 +333,7 @@ def test_click_through_a_study_export_and_score(run_cli, tmp_path):
             f" out[tr.cells[1].querySelector('a').textContent.trim()] = tr.cells[{column}].textContent.trim(); }});"
             " return out; })()")
         for arm in scores["arms"]:
-            assert cells[arm["method"]].startswith(f"{100 * arm['rate']:.1f} %") and "N = 6 votes" in cells[arm["method"]]
+            assert cells[arm["method"]].startswith(f"{100 * arm['rate']:.1f} %") and "N = 2 votes" in cells[arm["method"]]
         browser.click(f"table.leaderboard thead th:nth-child({column + 1}) button")  # sort by fooling rate, best first
         order = browser.evaluate("Array.prototype.map.call(document.querySelectorAll('table.leaderboard tbody tr'),"
                                  " function (tr) { return tr.cells[1].querySelector('a').textContent.trim(); })")

@@ -39,9 +39,9 @@ def cmd_turing(args) -> int:
     study = build_study([Path(d) for d in args.runs], Path(args.out),
                         methods=split_list(args.methods) if args.methods else None, images=args.images,
                         seed=args.seed, catch=args.catch, time_limit=args.time_limit, blocks=args.blocks,
-                        title=args.title)
+                        allow_repeats=args.allow_repeats, title=args.title)
     if args.json:
-        print(json.dumps({k: study[k] for k in ("study_id", "title", "seed", "blocks", "catch_per_block",
+        print(json.dumps({k: study[k] for k in ("study_id", "title", "seed", "blocks", "allow_repeats", "catch_per_block",
                                                 "time_limit_s", "arms", "images")}
                          | {"trials": len(study["trials"]), "site": str(Path(args.out) / "site" / "index.html"),
                             "design": str(Path(args.out) / "design.json")}, indent=2))
@@ -80,9 +80,13 @@ def add_turing_parser(sub) -> None:
     p.add_argument("--time-limit", type=float, default=0.0, metavar="SECONDS",
                    help="seconds the pictures are shown per trial, then hidden until the rater chooses; Zhang et al. "
                    "used about 1 (default: 0 = no limit)")
-    p.add_argument("--blocks", type=int, default=1,
-                   help="split the trials into B blocks, one per rater (B divides the number of methods; B = the "
-                   "number of methods shows each rater each image once) (default: 1)")
+    p.add_argument("--blocks", type=int, default=None,
+                   help="split the trials into B blocks, one per rater; B >= the number of methods M shows each rater "
+                   "each image at most once, B > M gives shorter sessions (default: M, a Latin square: each rater "
+                   "judges every image once, each with another method)")
+    p.add_argument("--allow-repeats", action="store_true",
+                   help="allow --blocks below the number of methods (B dividing it): each rater then judges each "
+                   "photo M/B times and can learn which one is real")
     p.add_argument("--title", default=None, help="the question on the page (default: 'Which one is the real photo?')")
     p.add_argument("--json", action="store_true", help="print the study's design summary as JSON")
     p.set_defaults(func=cmd_turing, turing_command=None)
@@ -90,8 +94,8 @@ def add_turing_parser(sub) -> None:
     s = turing_sub.add_parser("score", help="fooling rate per method from the raters' exported votes",
                               description="Check every votes file against the study's design.json, drop raters who "
                               "fail the catch trials, and compute each method's fooling rate (share of its trials "
-                              "where the colorization was picked as real; 50 % = indistinguishable) with a Wilson "
-                              "95 % interval, pooled and per rater.")
+                              "where the colorization was picked as real; 50 % = indistinguishable) with a 95 % "
+                              "interval from a two-way cluster bootstrap over raters and images (per rater: Wilson).")
     s.add_argument("study", help="the study folder (or its design.json)")
     s.add_argument("votes", nargs="+", help="votes files (JSON) exported by the study page, one per rater")
     s.add_argument("--min-catch", type=float, default=0.8,

@@ -5,15 +5,22 @@ the colorizations of its lowest seed that kept samples (``bench run --samples N`
 images as gray/pred/truth PNGs, the same images for every method of a dataset). Only test images
 with samples in every arm are used.
 
-The design is balanced and seeded. With ``blocks`` = B (B divides the number of arms M), block b
-holds the pairs (arm a, image i) with (a + i) mod B = b: over all blocks every arm meets every image
-exactly once; within a block every image appears M/B times and every arm gets K/B images (±1).
-B = 1 (the default) is one block with every pair; B = M gives blocks in which each rater sees each
-image once (a Latin square). Each block adds ``catch`` catch trials (the real photo against the
-gray input: a rater who fails them was not looking). Within each arm and among the catch trials of a
-block the real side is left in half the trials and right in the other half (a random one for an odd
-count), and the order of a block's trials is shuffled. Everything is drawn from ``random.Random(seed)``:
-the same seed gives the same design.
+The design is balanced and seeded. With ``blocks`` = B, block b holds the pairs (arm a, image i) with
+(a + i) mod B = b: over all blocks every arm meets every image exactly once, and within a block every
+arm gets K/B images (±1). Each block is one rater's session. The default, B = M (the number of arms),
+is a Latin square: each rater judges every image exactly once, each with another method, and raters
+spread evenly over the blocks see every method with every image equally often. Any B >= M keeps "each
+image at most once per block" (smaller sessions, for many images). B < M (B dividing M) shows each
+image M/B times to the same rater, who can learn the real photo: it is refused unless
+``allow_repeats``.
+
+Each block adds ``catch`` catch trials (the real photo against the gray input: a rater who fails them
+was not looking). A catch trial never shows a photo before the rater has judged it: it uses a test
+image with no method trial in the block (one not in the block, or a ``spare`` image outside the study)
+when there is one, and otherwise an image whose method trial comes earlier in the block (it is placed
+after it). Within each arm and among the catch trials of a block the real side is left in half the
+trials and right in the other half (a random one for an odd count), and the order of a block's trials
+is shuffled. Everything is drawn from ``random.Random(seed)``: the same seed gives the same design.
 """
 
 from __future__ import annotations
@@ -132,30 +139,79 @@ def _sides(count: int, rng: random.Random) -> list[str]:
     return sides
 
 
-def check_design(n_arms: int, n_images: int, blocks: int, catch: int) -> None:
-    if blocks < 1 or n_arms % blocks:
-        divisors = ", ".join(str(d) for d in range(1, n_arms + 1) if n_arms % d == 0)
-        raise BenchError(f"--blocks {blocks}: must divide the number of methods ({n_arms}): one of {divisors}")
-    if n_images < blocks:
+def default_blocks(n_arms: int) -> int:
+    """One block per arm: a Latin square (each rater judges each image once)."""
+    return max(1, n_arms)
+
+
+def check_design(n_arms: int, n_images: int, blocks: int, catch: int, allow_repeats: bool = False) -> None:
+    if blocks < 1:
+        raise BenchError(f"--blocks {blocks}: at least 1 (default: the number of methods, {n_arms})")
+    if blocks < n_arms:
+        divisors = [d for d in range(1, n_arms) if n_arms % d == 0]
+        if not allow_repeats:
+            raise BenchError(f"--blocks {blocks}: a rater would judge each photo up to {-(-n_arms // blocks)} times "
+                             f"(with {n_arms} methods) and can learn which one is real; use --blocks {n_arms} or more "
+                             f"(the default, {n_arms}, shows each rater each image once), or add --allow-repeats")
+        if n_arms % blocks:
+            raise BenchError(f"--blocks {blocks}: with repeats, must divide the number of methods ({n_arms}): one of "
+                             f"{', '.join(map(str, divisors))}, or {n_arms} or more")
+    if blocks != n_arms and n_images < blocks:  # (one block per method works with any number of images)
         raise BenchError(f"--blocks {blocks}: needs at least {blocks} images (the study has {n_images})")
     if catch < 0:
         raise BenchError(f"--catch {catch}: 0 or more catch trials per block")
 
 
-def balanced_design(n_arms: int, images: list[str], *, blocks: int = 1, catch: int = 0,
-                    rng: random.Random) -> list[list[Trial]]:
-    """The trials of each block, in the order raters see them (see the module docstring)."""
-    check_design(n_arms, len(images), blocks, catch)
+def _with_catch(method: list[Trial], block: int, images: list[str], spare: list[str], n_arms: int, catch: int,
+                rng: random.Random) -> list[Trial]:
+    """The block's shuffled method trials with ``catch`` catch trials put in; none previews a photo."""
+    first: dict[str, int] = {}
+    for position, trial in enumerate(method):
+        first.setdefault(trial.image, position)
+    free = [n for n in images if n not in first] + list(spare)  # photos this block's method trials never show
+    picks = rng.sample(free, min(catch, len(free)))
+    slots = [(rng.randrange(len(method) + 1), name) for name in picks]  # free photos: anywhere
+    used = set(picks)
+    if not method:  # nothing judged in this block (not possible with check_design's rules): every photo is free
+        return [Trial(block, "catch", None, name, rng.randrange(n_arms), side)
+                for (_, name), side in zip(slots, _sides(len(slots), rng))]
+    later, gaps = catch - len(picks), range(1, len(method) + 1)
+    # distinct gaps, sorted: the k-th comes after >= k judged photos, so each can show a photo of its own
+    for gap in sorted(rng.sample(gaps, later) if later <= len(gaps) else [rng.choice(gaps) for _ in range(later)]):
+        seen = [n for n in images if first.get(n, len(method)) < gap]  # judged before this point (>= 1 of them)
+        fresh = [n for n in seen if n not in used]
+        name = rng.choice(fresh or seen)
+        used.add(name)
+        slots.append((gap, name))
+    rng.shuffle(slots)
+    slots.sort(key=lambda slot: slot[0])  # stable: ties stay in random order
+    sides = _sides(len(slots), rng)
+    trials, k = [], 0
+    for position in range(len(method) + 1):
+        while k < len(slots) and slots[k][0] == position:
+            trials.append(Trial(block, "catch", None, slots[k][1], rng.randrange(n_arms), sides[k]))
+            k += 1
+        if position < len(method):
+            trials.append(method[position])
+    return trials
+
+
+def balanced_design(n_arms: int, images: list[str], *, blocks: int | None = None, catch: int = 0,
+                    rng: random.Random, allow_repeats: bool = False, spare: list[str] | None = None
+                    ) -> list[list[Trial]]:
+    """The trials of each block, in the order raters see them (see the module docstring).
+
+    ``blocks``: None for the default (one per arm); ``spare``: test images outside the study that catch
+    trials may show (they have the gray input and the real photo in every arm).
+    """
+    blocks = default_blocks(n_arms) if blocks is None else blocks
+    check_design(n_arms, len(images), blocks, catch, allow_repeats)
     design = []
     for block in range(blocks):
-        trials = []
+        method = []
         for arm in range(n_arms):
             mine = [i for i in range(len(images)) if (arm + i) % blocks == block]
-            trials += [Trial(block + 1, "method", arm, images[i], arm, side) for i, side in zip(mine, _sides(len(mine), rng))]
-        picks = rng.sample(range(len(images)), catch) if catch <= len(images) else \
-            [rng.randrange(len(images)) for _ in range(catch)]
-        trials += [Trial(block + 1, "catch", None, images[i], rng.randrange(n_arms), side)
-                   for i, side in zip(picks, _sides(catch, rng))]
-        rng.shuffle(trials)
-        design.append(trials)
+            method += [Trial(block + 1, "method", arm, images[i], arm, side) for i, side in zip(mine, _sides(len(mine), rng))]
+        rng.shuffle(method)
+        design.append(_with_catch(method, block + 1, images, sorted(spare or []), n_arms, catch, rng))
     return design

@@ -30,8 +30,13 @@ def study_summary(study: dict, out: Path) -> str:
         "  methods: " + "; ".join(arm["label"] for arm in study["arms"]),
         f"score the votes raters export with: bench turing score {out} votes/*.json",
     ]
+    n_arms = len(study["arms"])
+    lines.insert(1, "  no rater judges a photo twice (a catch trial shows one only after it was judged)"
+                 if blocks >= n_arms else f"  each rater judges each photo up to {-(-n_arms // blocks)} times "
+                 "(--allow-repeats): raters can learn the real photos")
     if blocks > 1:
-        lines.insert(2, f"  each rater gets a block at random; {SITE_FOLDER}/index.html#block=K assigns block K")
+        lines.insert(3, f"  each rater gets a block at random; {SITE_FOLDER}/index.html#block=K assigns block K (for "
+                        f"balance give rater n block (n - 1) mod {blocks} + 1)")
     return "\n".join(lines)
 
 
@@ -42,14 +47,18 @@ def print_scores(scores: dict, console) -> None:
              f"{scores['study_id']}, {scores['raters_kept']} of {scores['raters_total']} raters kept "
              f"({catch_text(scores)})")
     pooled = Table(title=title, title_justify="left")
-    for column in ("method", "fooled / votes", "fooling rate", "95 % CI (Wilson)", "raters", "timed out"):
+    for column in ("method", "fooled / votes", "fooling rate", "95 % CI (raters x images bootstrap)", "raters",
+                   "timed out"):
         pooled.add_column(column)
     for arm in scores["arms"]:
         pooled.add_row(arm["label"], f"{arm['fooled']} / {arm['votes']}", percent(arm["rate"]), interval(arm["ci95"]),
                        str(arm["raters"]), str(arm["timed_out"]))
     console.print(pooled)
 
-    raters = Table(title="per rater", title_justify="left")
+    console.print("95 % CI: two-way cluster bootstrap, raters and images resampled (crossed), "
+                  f"{scores['interval']['resamples']} resamples; — with fewer than 2 raters or 2 images on a method",
+                  highlight=False)
+    raters = Table(title="per rater (Wilson 95 % intervals in --json)", title_justify="left")
     for column in ("rater", "file", "block", "votes", "catch right", "kept"):
         raters.add_column(column)
     for arm in scores["arms"]:
