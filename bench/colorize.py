@@ -10,12 +10,18 @@ sub-folder for folder inputs, so ``x.jpg`` and ``x.png`` never meet. Names that 
 same file name from two places, or names differing only in case) are numbered: ``x.jpg-2.png``.
 An existing output is never replaced without ``--overwrite``: that input is *skipped*, which is not
 a failure (re-running over a folder colorizes only the new photos). Files are written under a
-temporary name and moved into place, so an output is whole or absent.
+temporary name and moved into place, so an output is whole or absent; an interrupted or killed
+``bench colorize`` leaves no temporary file: Ctrl-C and SIGTERM end it through the cleanup that
+removes the file being written (``stopping_on_sigterm``), and the temporary files of a process that
+died without cleanup (SIGKILL) are removed by the next ``bench colorize`` into that folder.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
 from typing import Callable
@@ -160,6 +166,24 @@ def write_png(image: Image.Image, target: Path, *, overwrite: bool) -> None:
         raise BenchError(f"cannot write {target} ({error.strerror or error})") from None
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def stopping_on_sigterm():
+    """SIGTERM (``kill``, a scheduler) raises KeyboardInterrupt in the main thread, as Ctrl-C does, so the
+    file being written is removed on the way out instead of being left behind by a sudden exit."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def colorize_file(method: Method, job: Job, *, overwrite: bool, max_pixels: int) -> FileResult:

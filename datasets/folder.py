@@ -1,6 +1,7 @@
 """``folder``: any directory of the user's own images (``--dataset folder:PATH``).
 
-Images are found recursively by suffix (hidden files and folders are ignored). The split:
+Images are found recursively by suffix (hidden files and folders are ignored; a name that is no
+file to read, such as a symbolic link loop or a broken link, is skipped with a one-line reason). The split:
 
 * if PATH holds both a ``train/`` and a ``test/`` subfolder, those are the splits (images elsewhere
   are ignored, and so is ``test_fraction``);
@@ -15,12 +16,15 @@ every file's name, size and modification time, so a changed folder is decoded af
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 from bench.api import BenchError, Dataset, ImageRef, Options, hookimpl
+from bench.progress import log
 from bench.store import safe_name
 
 SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm"})
@@ -47,12 +51,29 @@ def _check_folder(folder: Path) -> None:
         raise BenchError(f"dataset folder {folder} is not a directory; give a directory of images (--dataset folder:PATH)")
 
 
-def find_images(folder: Path) -> list[Path]:
-    """Image files below ``folder`` (recursively, skipping hidden entries), sorted."""
+def find_images(folder: Path, skipped: list | None = None) -> list[Path]:
+    """Image files below ``folder`` (recursively, skipping hidden entries), sorted.
+
+    A name that is no file to read -- a symlink loop (a link to itself), a broken link, a folder with an
+    image suffix -- is left out, with (path, reason) appended to ``skipped`` when given.
+    """
     found = []
     for directory, subdirs, files in os.walk(folder):
         subdirs[:] = [d for d in subdirs if not d.startswith(".")]
-        found += [Path(directory, f) for f in files if not f.startswith(".") and Path(f).suffix.lower() in SUFFIXES]
+        for name in files:
+            if name.startswith(".") or Path(name).suffix.lower() not in SUFFIXES:
+                continue
+            path = Path(directory, name)
+            try:
+                usable, reason = stat.S_ISREG(os.stat(path).st_mode), "not a regular file"  # follows links
+            except OSError as error:  # a link loop, a broken link, no permission
+                usable = False
+                reason = {errno.ELOOP: "a symbolic link loop", errno.ENOENT: "a broken symbolic link"}.get(
+                    error.errno, (error.strerror or str(error)).lower())
+            if usable:
+                found.append(path)
+            elif skipped is not None:
+                skipped.append((path, reason))
     return sorted(found)
 
 
@@ -85,7 +106,13 @@ class FolderDataset(Dataset):
 
     def _files(self) -> list[Path]:
         self.options.validate()  # also when built without from_dict
-        files = find_images(self.folder)
+        skipped: list = []
+        files = find_images(self.folder, skipped)
+        said = self.__dict__.setdefault("_skipped_said", set())
+        for path, reason in skipped:  # each said once, however often the files are listed
+            if path not in said:
+                said.add(path)
+                log(f"{self.name}: skipped {path.relative_to(self.folder).as_posix()}: {reason}")
         if not files:
             raise BenchError(
                 f"no images ({', '.join(sorted(SUFFIXES))}) found under {self.folder}; put your images there"

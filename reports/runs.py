@@ -10,6 +10,9 @@ the ground truth itself, scored with the same metric code on the same test image
 depend on the test images only and attach to every board with the same dataset, dataset options
 and size.
 
+A result.json that cannot be read (truncated, not UTF-8, not a result object) is left out with a
+one-line warning; the rest render.
+
 Merging: the same run (its ``run_key``; for schema 1 results dataset, size, budget, method and
 seed) found twice is kept once: the one from the folder named later on the command line wins
 (within one folder, the later path in sorted order), and a note on the board says which result
@@ -26,6 +29,7 @@ from pathlib import Path
 from bench import store
 from bench.errors import BenchError
 from bench.store.identity import hardware_class
+from bench.store.results import warn
 
 STATUSES = ("ok", "failed", "skipped", "interrupted")
 REFERENCE_NAMES = {"gray": "gray input", "truth": "ground truth"}
@@ -241,8 +245,14 @@ def load_runs(runs_dirs: list[Path]) -> tuple[list[Run], dict[tuple, list[str]]]
     kept: dict[tuple, Run] = {}
     notes: dict[tuple, list[str]] = {}
     for runs_dir, label in zip(unique_dirs, source_labels(unique_dirs)):
-        results = store.load_results(runs_dir)
+        damaged: list = []
+        results = store.load_results(runs_dir, damaged)
+        for _, reason in damaged:  # one damaged file costs its own run, not the report
+            warn(f"left out of the report: {reason}")
         if not results:
+            if damaged:
+                raise BenchError(f"no readable result.json under {runs_dir}: all {len(damaged)} are damaged "
+                                 "(`bench run` does their runs again)")
             raise BenchError(f"no result.json files under {runs_dir}: run `bench run --out {runs_dir}` first")
         for result in results:
             run = normalise(result, label, runs_dir)

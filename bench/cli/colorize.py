@@ -9,10 +9,11 @@ from bench.errors import BenchError
 
 
 def cmd_colorize(args) -> int:
-    from bench.colorize import colorize_all, plan, summary, summary_line
+    from bench.colorize import colorize_all, plan, stopping_on_sigterm, summary, summary_line
     from bench.engine.checkpoint import load_checkpoint
     from bench.environment import resolve_device
     from bench.progress import console, progress_bar
+    from bench.store.results import clean_orphans
 
     if args.max_pixels < 1:
         raise BenchError(f"--max-pixels {args.max_pixels}: must be at least 1")
@@ -24,7 +25,8 @@ def cmd_colorize(args) -> int:
         raise BenchError(f"--size {args.size}: this checkpoint was trained at {meta['size']} px and its network only "
                          "runs at that size (outputs keep each photo's own size anyway); leave --size out")
     entries = plan(args.images, out, args.glob)
-    with progress_bar(f"colorize ({meta['method']})", total=len(entries)) as advance:
+    clean_orphans(out)  # temporary files of an earlier colorize killed mid-write (SIGKILL)
+    with stopping_on_sigterm(), progress_bar(f"colorize ({meta['method']})", total=len(entries)) as advance:
         def on_result(result):
             if result.reason:  # failed and skipped inputs are always reported, even with --quiet
                 console.print(f"{result.status}: {result.reason}", markup=False, highlight=False, soft_wrap=True)

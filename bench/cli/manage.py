@@ -47,8 +47,12 @@ def cmd_index(args) -> int:
 
     out = Path(args.runs)
     if args.rebuild:
-        count = index.rebuild(out)
-        print(f"{out / 'runs.sqlite'}: rebuilt from {count} result files")
+        damaged: list = []
+        count = index.rebuild(out, damaged)
+        print(f"{out / 'runs.sqlite'}: rebuilt from {count} result files"
+              + (f"; {len(damaged)} unreadable ones left out (`bench run` does their runs again)" if damaged else ""))
+        for path, reason in damaged:
+            print(f"  unreadable: {reason}")
         return 0
     state = index.check(out)
     if args.json:
@@ -59,10 +63,18 @@ def cmd_index(args) -> int:
             print(f"  not indexed: {key}")
         for key in state["stale"]:
             print(f"  indexed but no result file: {key}")
-    in_step = not state["missing"] and not state["stale"]
-    if not in_step and not args.json:
+        for entry in state["differs"]:
+            said = "; ".join(f"{field}: {stored!r} in the index, {wanted!r} in the file"
+                             for field, (stored, wanted) in entry["fields"].items())
+            print(f"  differs from its result file: {entry['path']} ({said})")
+        for entry in state["damaged"]:
+            print(f"  unreadable result file: {entry['reason']}")
+    repairable = state["missing"] or state["stale"] or state["differs"]
+    if repairable and not args.json:
         print("the index is out of step: `bench index --rebuild` makes it again from the result files")
-    return 0 if in_step else 1
+    if state["damaged"] and not args.json:
+        print("unreadable result files count as not done: `bench run` does their runs again")
+    return 1 if repairable or state["damaged"] else 0
 
 
 def cmd_new_method(args) -> int:
@@ -101,10 +113,15 @@ def add_list_parser(sub) -> None:
 def add_index_parser(sub) -> None:
     """``bench index``."""
     p = sub.add_parser("index", help="check the SQLite run index against the result files, or rebuild it",
-                       description="The result.json files are the record; runs.sqlite indexes them. Without "
-                       "--rebuild, report rows missing or stale (exit 1 if any).")
+                       description="The result.json files are the record; runs.sqlite is a cache of them. Without "
+                       "--rebuild, compare every row with its file (status, steps, metric values, every column) and "
+                       "list rows missing, stale or different, and result files that cannot be read (exit 1 if any). "
+                       "A damaged or foreign runs.sqlite is moved aside (runs.sqlite.damaged-<time>) and rebuilt, "
+                       "with a warning.")
     p.add_argument("--runs", default="runs", help="runs folder (default: ./runs)")
-    p.add_argument("--rebuild", action="store_true", help="make the index again from the result files")
+    p.add_argument("--rebuild", action="store_true",
+                   help="make the index again from the result files (built beside it, swapped in with one "
+                   "transaction: runs written meanwhile are kept)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_index)
 

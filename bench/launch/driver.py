@@ -92,8 +92,8 @@ class Driver:
         else:
             index_result(out, job.identity.folder(out) / results.RESULT_FILE, result)
             self.results[job.key] = result
-            status = result["status"] + (f": {result['error']}" if result.get("error") else "")
-            log(f"{job.label}: {result['_action']} -> {status}")
+            action = "" if result["_action"] == result["status"] else f"{result['_action']} -> "
+            log(f"{job.label}: {action}{results.status_text(result)}")
         self.board.finish(job)
 
     def failed(self, job: Job, error: str) -> None:

@@ -3,17 +3,28 @@
 Every file is written to a per-process unique temporary name in its own folder, fsynced, then
 moved into place with ``os.replace``; ``result.json`` is written after the files it describes,
 and the index row after it. Temporary files left by a crashed process are removed the next time
-a run uses the folder (``clean_orphans``).
+a run uses the folder (``clean_orphans``). A whole folder (a report site, a study) is built the
+same way: beside its target under a temporary name, then swapped in (``atomic_folder``).
+
+A ``result.json`` that cannot be read (truncated, not UTF-8, not a result object) is *damaged*: it
+costs its own run, never the others. ``read_result`` says so in one line and reads it as absent
+(``bench run`` does that run again); ``load_results`` leaves it out (``bench report`` renders the
+rest).
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import glob
 import json
 import math
 import os
+import re
+import shutil
 import uuid
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from bench.errors import BenchError
 from bench.store.identity import safe_name
@@ -22,6 +33,26 @@ RESULT_FILE = "result.json"
 INDEX_FILE = "runs.sqlite"
 SCHEMA = 2
 TMP_SUFFIX = ".tmp"
+ASIDE_SUFFIX = ".old"  # a folder's previous version, renamed aside while its new one is renamed in
+# A name made by temp_path (or an aside): .<name>.<pid>-<8 hex><suffix>
+_OWNED = re.compile(r"^\..+\.(\d+)-[0-9a-f]{8}(\.tmp|\.old)$")
+
+
+class DamagedResult(BenchError):
+    """A result.json that cannot be read: truncated, not UTF-8, or not a colorbench result object."""
+
+
+def warn(message: str) -> None:
+    """A one-line warning on stderr, shown even with --quiet: something on disk was damaged or set aside."""
+    from bench.progress import console
+
+    console.print(f"warning: {message}", markup=False, highlight=False, soft_wrap=True)
+
+
+def os_reason(error: OSError) -> str:
+    """An OSError as a few words: ``no space left on device``."""
+    text = error.strerror or str(error) or type(error).__name__
+    return text[:1].lower() + text[1:]
 
 
 def run_dir(out: Path, dataset: str, method: str, seed: int) -> Path:
@@ -85,6 +116,12 @@ def atomic_write_text(path: Path, text: str) -> Path:
     return atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
+def _owner(path: Path) -> int | None:
+    """The process id in a name made by ``temp_path`` (or an aside), else None."""
+    match = _OWNED.match(path.name)
+    return int(match.group(1)) if match else None
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -95,33 +132,147 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def clean_orphans(directory: Path) -> list[Path]:
-    """Remove temporary files of processes that no longer run (a crash mid-write); returns them."""
+def _orphaned(path: Path) -> bool:
+    owner = _owner(path)
+    return owner is not None and owner != os.getpid() and not _pid_alive(owner)
+
+
+def clean_orphans(directory: Path, recursive: bool = True) -> list[Path]:
+    """Remove temporary files (and folders) of processes that no longer run (a crash mid-write); returns them."""
     removed = []
     if not Path(directory).is_dir():
         return removed
-    for tmp in Path(directory).rglob(f".*{TMP_SUFFIX}"):
-        owner = tmp.name.rsplit(".", 2)[-2].split("-")[0]
-        if owner.isdigit() and int(owner) != os.getpid() and not _pid_alive(int(owner)):
-            tmp.unlink(missing_ok=True)
+    found = Path(directory).rglob(f".*{TMP_SUFFIX}") if recursive else Path(directory).glob(f".*{TMP_SUFFIX}")
+    for tmp in list(found):
+        if _orphaned(tmp):
+            if tmp.is_dir() and not tmp.is_symlink():
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                tmp.unlink(missing_ok=True)
             removed.append(tmp)
     return removed
 
 
-def read_result(path: Path) -> dict | None:
-    """A run folder's result.json (or the file itself), or None when there is none."""
+def _asides(target: Path) -> list[Path]:
+    """Previous versions of the folder ``target`` that a killed swap left renamed aside, newest first."""
+    name = re.compile(rf"^\.{re.escape(target.name)}\.\d+-[0-9a-f]{{8}}{re.escape(ASIDE_SUFFIX)}$")
+    found = [p for p in target.parent.glob(f".{glob.escape(target.name)}.*{ASIDE_SUFFIX}")
+             if name.match(p.name) and _orphaned(p)]
+    return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
+
+
+def _recover_folder(target: Path) -> None:
+    """Undo what a process killed in ``atomic_folder`` left beside ``target``: its half-built folder goes; a
+    previous version it had renamed aside (killed between the two renames) comes back."""
+    clean_orphans(target.parent, recursive=False)
+    asides = _asides(target)
+    if asides and not os.path.lexists(target):
+        os.rename(asides.pop(0), target)
+        warn(f"{target}: put back the previous version, which an interrupted update had left aside")
+    for aside in asides:
+        shutil.rmtree(aside, ignore_errors=True)
+
+
+def _swap_in(new: Path, target: Path, replace: bool) -> None:
+    """Move the folder ``new`` onto ``target``: one rename when ``target`` is absent or an empty folder, else
+    (``replace``) the old one renamed aside, the new one renamed in, then the old one removed."""
+    try:
+        os.rename(new, target)  # atomic; refuses a folder that is not empty
+        return
+    except OSError as error:
+        if error.errno not in (errno.ENOTEMPTY, errno.EEXIST) or not replace:
+            raise
+    aside = temp_path(target).with_suffix(ASIDE_SUFFIX)
+    os.rename(target, aside)
+    try:
+        os.rename(new, target)
+    except BaseException:
+        os.rename(aside, target)
+        raise
+    _fsync_dir(target.parent)
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def atomic_folder(target: Path, *, replace: bool = True, what: str = "folder") -> Iterator[Path]:
+    """Build a folder whole, then publish it: yields an empty folder beside ``target`` (the same file
+    system); when the block ends it is swapped in (``replace=False``: only onto nothing or an empty folder).
+
+    An exception in the block -- or a kill at any moment -- leaves ``target`` as it was: the half-built
+    folder is removed (a killed process's the next time), and an OSError becomes a one-line
+    :class:`BenchError` (``cannot write the site …: no space left on device``).
+    """
+    target = Path(os.path.realpath(target)) if Path(target).is_symlink() else Path(target)
+    staging = None
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _recover_folder(target)
+        staging = temp_path(target)
+        staging.mkdir()
+        yield staging
+        _swap_in(staging, target, replace)
+    except OSError as error:
+        raise BenchError(f"cannot write the {what} {target}: {os_reason(error)}"
+                         + ("; the previous one is left as it was" if target.exists() else "")) from None
+    finally:
+        if staging is not None and staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _parse_result(path: Path) -> dict:
+    """The result in ``path``; DamagedResult (one line) when it cannot be read."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except OSError as error:
+        raise DamagedResult(f"{path}: cannot read it ({os_reason(error)})") from None
+    except UnicodeDecodeError as error:
+        raise DamagedResult(f"{path}: not UTF-8 text (byte {error.start})") from None
+    try:
+        result = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise DamagedResult(f"{path}: not valid JSON, truncated? ({error.msg}: line {error.lineno}, column "
+                            f"{error.colno})") from None
+    except RecursionError:
+        raise DamagedResult(f"{path}: not valid JSON (nested too deeply)") from None
+    if not isinstance(result, dict):
+        raise DamagedResult(f"{path}: a JSON {type(result).__name__}, not a colorbench result object")
+    if "method" not in result or "dataset" not in result:
+        raise DamagedResult(f"{path}: not a colorbench result (no method/dataset)")
+    return result
+
+
+def read_result(path: Path, *, strict: bool = False) -> dict | None:
+    """A run folder's result.json (or the file itself), or None when there is none.
+
+    A damaged one (see the module) raises :class:`DamagedResult` with ``strict``; otherwise it is said in
+    one line and read as absent: its run is not done, and is done again.
+    """
     path = Path(path)
     if path.is_dir():
         path = path / RESULT_FILE
     if not path.is_file():
-        return None
-    try:
-        result = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise BenchError(f"cannot read {path}: {error}") from None
-    if not isinstance(result, dict) or "method" not in result or "dataset" not in result:
-        raise BenchError(f"{path} is not a colorbench result (no method/dataset)")
-    return result
+        if not path.is_symlink():
+            return None
+        error = DamagedResult(f"{path}: a broken symbolic link or a link loop")
+    else:
+        try:
+            return _parse_result(path)
+        except DamagedResult as damaged:
+            error = damaged
+    if strict:
+        raise error
+    warn(f"{error}; its run counts as not done and is done again")
+    return None
+
+
+def status_text(result: dict) -> str:
+    """A result's status and its error in one line, the status said once: ``interrupted: stopped at step 9 …``
+    (an error that already begins with the status, as an interrupted run's does, is not prefixed again)."""
+    status, error = str(result.get("status")), result.get("error")
+    if not error:
+        return status
+    error = " ".join(str(error).split())
+    return error if error.startswith(f"{status}:") else f"{status}: {error}"
 
 
 def write_result(out: Path, directory: Path, result: dict, index: bool = True) -> Path:
@@ -135,14 +286,27 @@ def write_result(out: Path, directory: Path, result: dict, index: bool = True) -
     return path
 
 
-def load_results(runs_dir: Path) -> list[dict]:
-    """Every result.json below ``runs_dir``, each with ``_dir`` (its folder) added."""
+def load_results(runs_dir: Path, damaged: list | None = None) -> list[dict]:
+    """Every readable result.json below ``runs_dir``, each with ``_dir`` (its folder) added.
+
+    A damaged one is left out: appended to ``damaged`` as (path, one-line reason) when a list is given,
+    else said in a one-line warning.
+    """
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
         raise BenchError(f"runs folder {runs_dir} does not exist")
     results = []
     for path in sorted(runs_dir.rglob(RESULT_FILE)):
-        result = read_result(path)
+        if path.is_dir() and not path.is_symlink():
+            continue
+        try:
+            result = read_result(path, strict=True)
+        except DamagedResult as error:
+            if damaged is None:
+                warn(f"left out {error}")
+            else:
+                damaged.append((path, str(error)))
+            continue
         result["_dir"] = str(path.parent)
         results.append(result)
     return results
