@@ -41,6 +41,11 @@ class Batch:
     def __len__(self) -> int:
         return self.L.shape[0]
 
+    @property
+    def images(self) -> int:
+        """Images this batch consumes: a paired image counts once, an independent colour image too."""
+        return len(self) + (self.color_L.shape[0] if self.color_L is not None else 0)
+
 
 @dataclass
 class MethodContext:

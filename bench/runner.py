@@ -35,7 +35,7 @@ from bench.environment import device_name
 from bench.errors import BenchError
 from bench.metric import MetricContext
 from bench.progress import log
-from bench.store.identity import RunIdentity, budget_key, hardware_class
+from bench.store.identity import RunIdentity, budget_key, hardware_class, identity_hardware
 from bench.store.results import temp_path
 from bench.weights import WeightStore
 
@@ -154,7 +154,7 @@ def prepare(config: RunConfig) -> RunContext:
         metric_context=metric_context, metric_names=config.metrics or registry.list_metrics(),
         device=config.device, budget=config.budget, out=Path(config.out), eval_batch_size=config.eval_batch_size,
         samples=config.samples, checkpoint_every=config.checkpoint_every, force=config.force, fresh=config.fresh,
-        compile_mode=config.compile_mode, world=world,
+        compile_mode=config.compile_mode, world=world, device_label=config.device_name,
     )
 
 
@@ -169,10 +169,11 @@ def plan(config: RunConfig, context: RunContext) -> list[RunIdentity]:
             cls = registry.methods().get(method).cls
             options = cls.Options.from_dict(config.method_options.get(method, {})).to_dict()
             defaults = cls.Options().to_dict()
+            budget = budget_key(config.budget.kind, config.budget.value)
             identities.append(RunIdentity(
                 dataset=context.dataset.name, dataset_options=dataset_options, size=context.size,
-                budget=budget_key(config.budget.kind, config.budget.value), method=method, method_options=options,
-                precision=precision, hardware=hardware, seed=seed,
+                budget=budget, method=method, method_options=options,
+                precision=precision, hardware=identity_hardware(budget, hardware), seed=seed,
                 changed_options={k: v for k, v in options.items() if defaults.get(k) != v},
             ))
     return identities

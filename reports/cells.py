@@ -90,19 +90,28 @@ class Cell:
 
 
 STAT_COLUMNS = [
+    Column("batch", description="training batch size (images per step; an unpaired method also draws as many colour images)"),
     Column("steps", description="training steps taken within the budget"),
+    Column("images", description="training images the steps consumed (every image a step draws)"),
+    Column("epochs", description="passes over the training split: images / training images"),
     Column("train img/s", description="training images per second"),
     Column("TFLOP/s", description="achieved training TFLOP/s (FLOPs of a step counted once x steps / time)"),
+    Column("test GFLOP/img", description="FLOPs of colorizing one test image (its test-time cost)"),
     Column("eval img/s", description="test images colorized and scored per second (one pass)"),
 ]
 
 
 def stat_values(run: Run) -> dict[str, float | None]:
-    timings = run.section("timings")
+    timings, budget = run.section("timings"), run.budget
+    flops = as_number(timings.get("test_flops_per_image"))
     return {
-        "steps": as_number(run.budget.get("steps", timings.get("steps"))),
+        "batch": as_number(timings.get("batch_size")),
+        "steps": as_number(budget.get("steps", timings.get("steps"))),
+        "images": as_number(budget.get("images")),
+        "epochs": as_number(budget.get("epochs")),
         "train img/s": as_number(timings.get("train_images_per_s")),
         "TFLOP/s": as_number(timings.get("achieved_tflops")),
+        "test GFLOP/img": flops / 1e9 if flops is not None else None,
         "eval img/s": as_number(timings.get("eval_images_per_s")),
     }
 

@@ -8,6 +8,11 @@ Layout of the site (relative links only: it works from file:// and on any static
     static/style.css, static/sort.js click-to-sort tables (no CDN)
     leaderboard.json, leaderboard.csv, verdicts.csv, findings.csv
 
+Publishing is atomic: the new site is built in a folder beside ``out`` and swapped in at the end
+(the old one renamed aside, the new one renamed in, the old one removed), so a render that is killed
+or runs out of disk space leaves the previous site whole. Files in ``out`` that the renderer did not
+write are carried over.
+
 Rendering is deterministic: the same runs give the same bytes except the generation date
 (``SOURCE_DATE_EPOCH``, when set, fixes that too). Every string from a result goes through
 Jinja2 autoescape, and pages forbid inline scripts (Content-Security-Policy) as a second guard.
@@ -25,7 +30,9 @@ import jinja2
 
 import bench
 from bench.errors import BenchError
+from bench.store import results as store_results
 from bench.reports.board import DEFAULT_RANK_BY, Board, Row, build_boards
+from bench.reports.curves import budget_curves, curves_json
 from bench.reports.cells import fmt
 from bench.reports.charts import loss_charts
 from bench.reports.export import findings_csv, leaderboard, leaderboard_csv, leaderboard_json, verdicts_csv
@@ -63,18 +70,25 @@ def generated_date() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def _prepare(out: Path) -> None:
+def _check_out(out: Path) -> None:
+    """The site folder may be written: new, empty, or a site this renderer wrote (nothing is touched yet)."""
     if out.exists() and not out.is_dir():
         raise BenchError(f"--out {out} is a file: give a folder for the site")
     if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
         raise BenchError(f"--out {out} is not empty and was not written by `bench report`: use a new or empty folder")
-    for name in MANAGED:  # a re-render replaces everything it wrote before, so no stale images remain
-        path = out / name
-        if path.is_dir():
-            shutil.rmtree(path)
-        elif path.exists():
-            path.unlink()
-    out.mkdir(parents=True, exist_ok=True)
+
+
+def _keep_others(old: Path, new: Path) -> None:
+    """Files in the old site that the renderer did not write (a CNAME, a study) move on to the new one."""
+    if not old.is_dir():
+        return
+    for entry in sorted(old.iterdir()):
+        if entry.name in MANAGED or (new / entry.name).exists():
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.copytree(entry, new / entry.name, symlinks=True)
+        else:
+            shutil.copy2(entry, new / entry.name, follow_symlinks=False)
 
 
 def _write(path: Path, text: str) -> None:
@@ -172,6 +186,38 @@ def check_metric_choices(runs: list[Run], rank_by: str | None, verdicts: list[st
                          f"{', '.join(sorted(directions))}")
 
 
+def _write_site(out: Path, boards: list[Board], runs: list[Run], rank_by: str) -> None:
+    """Every file of the site into the (new, empty) folder ``out``."""
+    generated = generated_date()
+    generator = f"colorbench {bench.__version__}"
+    common = {"generated": generated, "generator": generator}
+    env = _env()
+    images = ImageStore(out)
+    pages = {(b.slug, r.slug): f"method/{b.slug}/{r.slug}.html" for b in boards for r in b.rows}
+    grids = {}
+    for board in boards:
+        for row in board.rows:
+            _write(out / pages[board.slug, row.slug], _method_page(env, board, row, images, common))
+        firsts = [(row.label, row.ok_runs[0]) for row in board.method_rows if row.ok_runs]
+        grids[board.slug] = sample_grid(firsts, images, board.slug)
+    curves = budget_curves(boards)
+    _write(out / "index.html", env.get_template("index.html").render(
+        **common, root="", boards=boards, pages=pages, grids=grids, curves=curves,
+        board_provenance={b.slug: provenance(b.runs) for b in boards}, provenance=provenance(runs),
+    ))
+    (out / "static").mkdir()
+    for asset in sorted(STATIC.iterdir()):
+        if asset.is_file():
+            shutil.copyfile(asset, out / "static" / asset.name)
+    _write(out / "leaderboard.json", leaderboard_json(leaderboard(boards, pages, generated, generator, rank_by)
+                                                      | {"curves": curves_json(curves)}))
+    _write(out / "leaderboard.csv", leaderboard_csv(boards))
+    _write(out / "verdicts.csv", verdicts_csv(boards))
+    _write(out / "findings.csv", findings_csv(boards))
+    _write(out / ".nojekyll", "")  # GitHub Pages: serve the files as they are
+    _write(out / MARKER, "written by `bench report`; a re-render replaces the files it wrote\n")
+
+
 def render_site(runs_dirs: list[Path], out: Path, *, rank_by: str | None = None, verdicts: list[str] = (),
                 turing: dict | None = None) -> Path:
     """Render every result under ``runs_dirs`` (merged) into the site folder ``out``; returns ``out``.
@@ -189,31 +235,10 @@ def render_site(runs_dirs: list[Path], out: Path, *, rank_by: str | None = None,
 
         attach_fooling(boards, turing)
     out = Path(out)
-    _prepare(out)
-    generated = generated_date()
-    generator = f"colorbench {bench.__version__}"
-    common = {"generated": generated, "generator": generator}
-    env = _env()
-    images = ImageStore(out)
-    pages = {(b.slug, r.slug): f"method/{b.slug}/{r.slug}.html" for b in boards for r in b.rows}
-    grids = {}
-    for board in boards:
-        for row in board.rows:
-            _write(out / pages[board.slug, row.slug], _method_page(env, board, row, images, common))
-        firsts = [(row.label, row.ok_runs[0]) for row in board.method_rows if row.ok_runs]
-        grids[board.slug] = sample_grid(firsts, images, board.slug)
-    _write(out / "index.html", env.get_template("index.html").render(
-        **common, root="", boards=boards, pages=pages, grids=grids,
-        board_provenance={b.slug: provenance(b.runs) for b in boards}, provenance=provenance(runs),
-    ))
-    (out / "static").mkdir()
-    for asset in sorted(STATIC.iterdir()):
-        if asset.is_file():
-            shutil.copyfile(asset, out / "static" / asset.name)
-    _write(out / "leaderboard.json", leaderboard_json(leaderboard(boards, pages, generated, generator, rank_by)))
-    _write(out / "leaderboard.csv", leaderboard_csv(boards))
-    _write(out / "verdicts.csv", verdicts_csv(boards))
-    _write(out / "findings.csv", findings_csv(boards))
-    _write(out / ".nojekyll", "")  # GitHub Pages: serve the files as they are
-    _write(out / MARKER, "written by `bench report`; a re-render replaces the files it wrote\n")
+    _check_out(out)
+    # Built beside the old site and swapped in whole: killed at any moment, or out of disk space, the
+    # previous site stays as it was (a re-render replaces everything it wrote, so no stale image remains).
+    with store_results.atomic_folder(out, what="site") as staging:
+        _write_site(staging, boards, runs, rank_by)
+        _keep_others(out, staging)
     return out

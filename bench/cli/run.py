@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from bench.cli.common import EXAMPLES, parse_assignments, split_list, stdout_console
@@ -48,7 +49,7 @@ def method_options(methods: list[str], items: list[str]) -> dict[str, dict]:
 
 def cmd_run(args) -> int:
     from bench import registry
-    from bench.engine.budget import DEFAULT, Budget
+    from bench.engine.budget import DEFAULT, parse_budgets
     from bench.environment import resolve_device, untested_warning
     from bench.launch import torchrun
     from bench.progress import log
@@ -73,11 +74,12 @@ def cmd_run(args) -> int:
         device, device_label = cluster_device(args.device, args.ray_address)
     else:
         device, device_label = resolve_device(args.device), None
+    budgets = parse_budgets(args.budget or DEFAULT)  # several: a curve, every method at every budget
     world, device = torchrun.join(device)  # one process: World()
     config = RunConfig(
         methods=methods,
         dataset=dataset,
-        budget=Budget.parse(args.budget or DEFAULT),
+        budget=budgets[0],
         device=device,
         device_name=device_label,
         out=Path(args.out),
@@ -104,18 +106,36 @@ def cmd_run(args) -> int:
     if world.is_main and (warning := untested_warning()):
         log(warning)
     try:
-        results = run_benchmark(config)
+        results = [r for budget in budgets for r in run_benchmark(replace(config, budget=budget))]
     finally:
         world.close()
     if not world.is_main:
-        return 0 if any(r["status"] == "ok" for r in results) else 1
+        return 0  # rank 0 says how the run went (torchrun ends the others when one exits non-zero first)
     for r in results:
         r["action"] = r.pop("_action")
     if args.json:
         print(json.dumps([{k: v for k, v in r.items() if k not in ("per_image", "history")} for r in results], indent=2))
     else:
         print_results(results)
-    return 0 if any(r["status"] == "ok" for r in results) else 1
+    return exit_status(results)
+
+
+EXIT_NOT_ALL_DONE = 3
+EXIT_STATUSES = f"""\
+exit status:
+  0   every run finished ok (runs skipped as unavailable here, e.g. missing pretrained weights, say why)
+  {EXIT_NOT_ALL_DONE}   a run failed, diverged or was interrupted, or none finished ok: its result.json says why,
+      the other runs are kept; running the same command again redoes (or resumes) only those
+  2   a one-line error: bad input, nothing trained; or stopped by SIGTERM / Ctrl-C (run it again to resume)
+  130 stopped at once (a second Ctrl-C)
+"""
+
+
+def exit_status(results: list[dict]) -> int:
+    """0 when every run finished ok (or was skipped as unavailable), else EXIT_NOT_ALL_DONE."""
+    if any(r["status"] in ("failed", "interrupted") for r in results) or not any(r["status"] == "ok" for r in results):
+        return EXIT_NOT_ALL_DONE
+    return 0
 
 
 def print_results(results: list[dict]) -> None:
@@ -123,22 +143,26 @@ def print_results(results: list[dict]) -> None:
     from rich.table import Table
 
     from bench.stats import aggregate_seeds
+    from bench.store.results import status_text
 
     def fmt(value):
         return "—" if value is None else f"{value:.4g}"
 
     metric_names = list(dict.fromkeys(n for r in results for n in r.get("metrics", {})))
     table = Table(title="results", title_justify="left")
-    for column in ["method", "seed", "status", "this time", "steps", "train img/s", *metric_names]:
+    curve = len({r["budget"].get("label") for r in results}) > 1
+    for column in ["method", *(["budget"] if curve else []), "seed", "status", "this time", "steps", "train img/s",
+                   *metric_names]:
         table.add_column(column)
     for r in results:
         speed = r.get("timings", {}).get("train_images_per_s")
-        table.add_row(r["method"], str(r["seed"]), r["status"], r.get("action", ""), str(r["budget"].get("steps", 0)),
-                      fmt(speed), *(fmt(r["metrics"].get(n)) for n in metric_names))
+        table.add_row(r["method"], *([str(r["budget"].get("label"))] if curve else []), str(r["seed"]), r["status"],
+                      r.get("action", ""), str(r["budget"].get("steps", 0)), fmt(speed),
+                      *(fmt(r["metrics"].get(n)) for n in metric_names))
     console = stdout_console()
     console.print(table)
     methods = list(dict.fromkeys(r["method"] for r in results))
-    if len(results) > len(methods):
+    if len(results) > len(methods) and not curve:
         summary = Table(title="across seeds: mean ± std", title_justify="left")
         for column in ["method", "seeds ok", *metric_names]:
             summary.add_column(column)
@@ -152,7 +176,7 @@ def print_results(results: list[dict]) -> None:
         console.print(summary)
     for r in results:
         if r["status"] != "ok":
-            print(f"{r['method']} (seed {r['seed']}) {r['status']}: {r['error']}")
+            print(f"{r['method']} (seed {r['seed']}) {status_text(r)}")
 
 
 def add_run_parser(sub) -> None:
@@ -164,15 +188,16 @@ def add_run_parser(sub) -> None:
         "index <out>/runs.sqlite. A run is identified by dataset (+options), size, budget, method (+options), "
         "precision, hardware and seed: a finished run is skipped when asked again (--force replaces it), and an "
         "interrupted one (kill, Ctrl-C, SIGTERM) resumes from its last checkpoint.",
-        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EXAMPLES + "\n" + EXIT_STATUSES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--methods", default="all", help="'all' or a comma list, e.g. baseline,pix2pix (default: all)")
     p.add_argument("--dataset", default="sample",
                    help="dataset name (see `bench list`); 'folder:PATH' for your own images (default: sample)")
     p.add_argument("--size", type=int, default=None, help="image size in pixels (default: the dataset's, e.g. 256 for flowers)")
     p.add_argument("--budget", default=None,
-                   help="training budget per method: 90s, 10m, 1h, 500steps, or a preset: smoke (30 steps, a demo), "
-                   "short (5m), standard (15m) (default: standard)")
+                   help="training budget per method: time (90s, 10m, 1h; keyed on the hardware), steps (500steps), or "
+                   "compute that means the same on every machine: epochs (20epochs), images (200kimages), FLOPs "
+                   "(5PFLOP); or a preset: smoke (30 steps, a demo), short (5m), standard (15m) (default: standard)")
     p.add_argument("--seeds", default="1", help="number of seeds (3 -> 0,1,2) or a list (0,7,42) (default: 1)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     p.add_argument("--out", default="runs", help="results folder (default: ./runs)")

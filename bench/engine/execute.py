@@ -18,12 +18,14 @@ from __future__ import annotations
 import datetime as dt
 import random
 import shutil
+import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from bench import registry
 from bench.data import BatchSampler, ImageSet
@@ -34,12 +36,12 @@ from bench.engine.probe import probe, utilisation
 from bench.engine.resume import RESUME_FILE, load_resume, save_resume
 from bench.engine.scoring import score_method
 from bench.engine.training import Interrupted, train
-from bench.environment import environment
+from bench.environment import device_name, environment
 from bench.errors import BenchError, Unavailable
 from bench.method import MethodContext
 from bench.progress import log
 from bench.store import index, results
-from bench.store.identity import RunIdentity
+from bench.store.identity import RunIdentity, hardware_class
 
 CHECKPOINT_FILE = "checkpoint.pt"
 
@@ -67,6 +69,7 @@ class RunContext:
     should_stop: object = field(default=lambda: False)
     write_index: bool = True  # False in a launcher's workers: the driver indexes what they return
     world: World = field(default_factory=World)  # the ranks of a torchrun run (one process: World())
+    device_label: str | None = None  # the device's name when this process does not train (Ray's driver)
 
 
 def seed_everything(seed: int) -> None:
@@ -81,7 +84,8 @@ def run_label(identity: RunIdentity) -> str:
 
 def _header(identity: RunIdentity, context: RunContext, environment_info: dict | None = None) -> dict:
     entry = registry.methods().get(identity.method)
-    hardware_name, _, count = identity.hardware.rpartition(" x")
+    # The device this run trains on (a compute-budget identity holds ANY_HARDWARE instead).
+    hardware_name, count = context.device_label or device_name(context.device), context.world.size
     return {
         "schema": results.SCHEMA,
         "kind": "method",
@@ -97,10 +101,11 @@ def _header(identity: RunIdentity, context: RunContext, environment_info: dict |
         "run_key": identity.run_key,
         "config_hash": identity.config_hash,
         "changed_options": identity.changed_options,
-        "hardware": {"device": hardware_name, "count": int(count), "class": identity.hardware},
+        "hardware": {"device": hardware_name, "count": count, "class": hardware_class(hardware_name, count)},
         "precision": identity.precision,
         "demo": context.budget.demo_reason(context.device.type),
-        "budget": context.budget.to_dict() | {"used": 0.0, "steps": 0},
+        "budget": context.budget.to_dict() | {"used": 0.0, "steps": 0, "seconds": 0.0, "images": 0, "flops": 0,
+                                              "epochs": 0.0},
         "metrics": {},
         "metric_details": {},
         "timings": {},
@@ -115,6 +120,35 @@ def _header(identity: RunIdentity, context: RunContext, environment_info: dict |
         },
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def _build_method(cls, options, identity: RunIdentity, context: RunContext):
+    """The method, and what building it cost: ``init_s`` and ``init_flops`` (FLOPs of every matmul and
+    convolution run inside ``__init__``, e.g. a dummy forward to size a network)."""
+    counter = FlopCounterMode(display=False)
+    start = time.perf_counter()
+    with counter:
+        method = cls(options, MethodContext(size=identity.size, device=context.device, weights=context.weights))
+    return method, {"init_s": time.perf_counter() - start, "init_flops": int(counter.get_total_flops())}
+
+
+def _check_init(name: str, built: dict, probed: dict) -> None:
+    """Training belongs inside the budget: ``__init__`` may build networks and load weights, and run up to
+    one training step's worth of FLOPs (a shape-finding forward pass), no more."""
+    step = probed.get("flops_per_step") or 0
+    if built["init_flops"] > max(step, 1):
+        raise BenchError(f"{name} computed {built['init_flops']:.3g} FLOPs in __init__ ({built['init_flops'] / max(step, 1):.1f} "
+                         f"training steps' worth): training outside the budget is refused; build networks and load "
+                         f"weights in __init__, train in train_step")
+
+
+def _what_it_got(record, context: RunContext, probed: dict, world: World) -> dict:
+    """Every measure of the training a run got: seconds, steps, images, FLOPs, epochs."""
+    flops = (probed.get("flops_per_step") or 0) * world.size * record.steps
+    return {"used": {"time": record.seconds, "steps": record.steps, "epochs": record.images / len(context.train_set),
+                     "images": record.images, "flops": flops}[context.budget.kind],
+            "steps": record.steps, "seconds": record.seconds, "images": record.images, "flops": flops,
+            "epochs": record.images / len(context.train_set)}
 
 
 def _clear(folder: Path, context: RunContext) -> None:
@@ -147,6 +181,9 @@ def skip_finished(identity: RunIdentity, context: RunContext) -> dict | None:
     previous = None if context.force else _finished(identity, folder)
     if previous is not None:
         log(f"{run_label(identity)}: already done in {folder} (skipped; --force runs it again)")
+        (folder / RESUME_FILE).unlink(missing_ok=True)  # an orphan: killed after its result was written
+        if context.write_index:  # the index is a cache of the files: a missing or stale row is written
+            index.sync_result(context.out, folder / results.RESULT_FILE, previous)
         return previous | {"_action": SKIPPED}
     return None
 
@@ -191,7 +228,7 @@ def _execute_run(identity: RunIdentity, context: RunContext, world: World) -> di
         entry = registry.methods().get(identity.method)
         check_supported(entry.cls, context.device, world)
         options = entry.cls.Options.from_dict(identity.method_options)
-        method = entry.cls(options, MethodContext(size=identity.size, device=context.device, weights=context.weights))
+        method, built = _build_method(entry.cls, options, identity, context)
         result["parameters"] = method.parameter_counts()
         if context.device.type == "cuda":  # tensor-core convolutions want NHWC; a no-op for the maths
             for net in method.nets.values():
@@ -205,20 +242,28 @@ def _execute_run(identity: RunIdentity, context: RunContext, world: World) -> di
             action = f"resumed at step {record.steps}"
         log(f"{label}: {action}" + ("" if record is None else f" ({record.seconds:.1f} s of the budget used)"))
         probed = probe(method, sampler, precision=identity.precision, compile_mode=context.compile_mode)
+        _check_init(identity.method, built, probed)
+        images_per_step = options.batch_size * (2 if method.unpaired else 1) * world.size
+        budget = context.budget.resolve(images_per_step=images_per_step, train_images=len(context.train_set),
+                                        flops_per_step=(probed.get("flops_per_step") or 0) * world.size)
 
         def checkpoint(state):
             if world.is_main:
                 save_resume(resume_path, identity.run_key, method, sampler, state)
 
         with parallelize(method, world):
-            record = train(method, sampler, context.budget, label=f"train {label}", record=record,
+            record = train(method, sampler, budget, label=f"train {label}", record=record,
                            precision=identity.precision, on_checkpoint=checkpoint,
                            checkpoint_every=context.checkpoint_every, should_stop=context.should_stop, world=world)
         wall_s = record.seconds / world.size  # the clock counts GPU-seconds
-        result["budget"].update(used=record.seconds if context.budget.kind == "time" else record.steps,
-                                steps=record.steps)
+        result["budget"].update(_what_it_got(record, context, probed, world))
+        if budget is not context.budget:  # a compute budget, resolved for this method before training
+            result["budget"]["planned_steps"] = budget.value
+        result["demo"] = context.budget.demo_reason(context.device.type, result["budget"]["epochs"])
         result["history"] = record.history()
         result["timings"] = {
+            **built,
+            "batch_size": options.batch_size,
             "train_s": wall_s,
             "world_size": world.size,
             "gpu_s": record.seconds,
@@ -236,6 +281,8 @@ def _execute_run(identity: RunIdentity, context: RunContext, world: World) -> di
         score_method(method, context, result, folder, label, seed=identity.seed)
     except Interrupted as stop:
         result.update(status="interrupted", error=f"interrupted: {stop} (resume with the same command)")
+        if stop.record is not None:  # what it had trained when it stopped
+            result["budget"].update(_what_it_got(stop.record, context, probed, world))
         if world.is_main:
             results.write_result(context.out, folder, result, index=context.write_index)
         log(f"{label}: {result['error']}")

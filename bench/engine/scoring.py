@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import torch
 from PIL import Image
+from torch.utils.flop_counter import FlopCounterMode
 
 from bench.color import float_to_uint8, normalized_lab_to_rgb, rgb_to_normalized_lab, uint8_to_float
 from bench.data import ImageSet
@@ -98,8 +99,18 @@ def score_method(method, context: RunContext, result: dict, folder: Path, label:
     if not context.world.is_main:
         return
     _fill_scores(result, details, context, eval_s)
-    result["timings"].update(colorize_host_s=colorize_s[0])
+    result["timings"].update(colorize_host_s=colorize_s[0], test_s_per_image=colorize_s[0] / len(test_set),
+                             test_flops_per_image=_colorize_flops(method, test_set.images[:1].to(context.device), seed))
     result["samples"] = save_samples(folder, keep, test_set)
+
+
+def _colorize_flops(method, image: torch.Tensor, seed: int) -> int:
+    """FLOPs of colorizing one test image (FlopCounterMode): the test-time cost the board shows."""
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        L, _ = rgb_to_normalized_lab(uint8_to_float(image))
+        colorize_seeded(method, L, run_seed=seed, first_index=0)
+    return int(counter.get_total_flops())
 
 
 def _fill_scores(result: dict, details: dict, context: RunContext, eval_s: float) -> None:

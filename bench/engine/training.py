@@ -41,7 +41,12 @@ class Diverged(BenchError):
 
 
 class Interrupted(Exception):
-    """A stop was requested (SIGTERM, Ctrl-C); the state was checkpointed first."""
+    """A stop was requested (SIGTERM, Ctrl-C); the state was checkpointed first. ``record``: the training
+    reached so far (None when the stop came before training)."""
+
+    def __init__(self, message: str, record: "TrainingRecord | None" = None):
+        super().__init__(message)
+        self.record = record
 
 
 def synchronize(device: torch.device) -> None:
@@ -172,7 +177,7 @@ def train(method: Method, sampler, budget: Budget, *, label: str = "train", reco
     def interrupt():
         if on_checkpoint:
             on_checkpoint(record)
-        raise Interrupted(f"stopped at step {record.steps}")
+        raise Interrupted(f"stopped at step {record.steps}", record)
 
     with progress_bar(label, total=budget.value, unit_column=budget.kind == "steps") as advance:
         while True:
@@ -190,7 +195,7 @@ def train(method: Method, sampler, budget: Budget, *, label: str = "train", reco
             with step_autocast:
                 losses = method.step(batch, budget.progress(record.steps, used))
             record.steps += 1
-            record.images += len(batch) * world.size
+            record.images += batch.images * world.size
             window.entries.append((record.steps, losses))
             near_end = budget.kind == "time" and used + 2 * FLUSH_STEPS * window_step_s >= budget.value
             checkpoint_due = on_checkpoint is not None and used - last_checkpoint >= checkpoint_every

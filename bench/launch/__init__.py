@@ -33,6 +33,15 @@ def check(config) -> None:
         raise BenchError(f"--jobs {config.jobs}: at least 1")
     if config.cpus_per_run is not None and config.cpus_per_run < 1:
         raise BenchError(f"--cpus-per-run {config.cpus_per_run}: at least 1")
+    if config.budget.kind == "time":
+        devices = torch.cuda.device_count() if config.device.type == "cuda" and config.device.index is None else 1
+        sharing = (config.launcher == "local" and config.jobs > devices) or (
+            config.launcher == "ray" and config.device.type == "cpu")
+        if sharing:
+            raise BenchError(f"a time budget ({config.budget.label}) with runs sharing a device: each run would get "
+                             f"part of it and record slower training; use one run per device "
+                             f"({'--jobs ' + str(devices) if config.launcher == 'local' else 'GPUs'}) or a step or "
+                             f"compute budget (500steps, 20epochs)")
     if config.launcher == "local":
         if config.ray_address is not None:
             raise BenchError(f"--ray-address {config.ray_address}: only with --launcher ray")

@@ -22,7 +22,7 @@ from bench.environment import device_name
 from bench.errors import BenchError
 from bench.progress import set_quiet, set_reporter
 from bench.store import results
-from bench.store.identity import RunIdentity, hardware_class
+from bench.store.identity import ANY_HARDWARE, RunIdentity, hardware_class
 
 HEARTBEAT_S = 0.5  # how often a worker reports its progress and hears whether to stop
 
@@ -112,7 +112,7 @@ def run_job(config, job: Job, *, device: torch.device | None = None, threads: in
             options = context.dataset.options.to_dict()
             return [execute_reference(reference, context, options) for reference in REFERENCES]
         here = hardware_class(device_name(context.device), 1)
-        if here != job.identity.hardware:  # a time budget buys other work on other hardware
+        if job.identity.hardware not in (here, ANY_HARDWARE):  # a time budget buys other work on other hardware
             raise BenchError(f"this run was planned for {job.identity.hardware} but its worker has {here}: "
                              "run a grid on one kind of device (or a Ray cluster of one GPU model)")
         try:

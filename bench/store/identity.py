@@ -4,7 +4,9 @@ A run is identified by (dataset, dataset options, size, budget, method, method o
 precision, hardware class, seed). Two runs that differ in any of these never share a folder;
 a run with the same identity *is* the same run (re-running it is detected, see ``bench run``).
 Precision and hardware are part of it because a time budget buys different work on a different
-device, or at another precision.
+device, or at another precision. A compute budget (epochs, images, FLOPs: ``bench.engine.budget``) buys
+the same training everywhere, so its runs have the hardware class ``ANY_HARDWARE`` in their identity
+(the device is still recorded in the result) and runs made on different machines share a board.
 
 The folder is ``<out>/<dataset>/<method>/<size>px-<budget>-<hash>/seed<k>``: ``<hash>`` is a short
 digest of the whole identity but the seed (the *config hash*), so the seeds of one config sit
@@ -51,13 +53,24 @@ def budget_key(kind: str, value: float) -> dict:
 
 
 def budget_slug(budget: dict) -> str:
-    value = budget["value"]
-    return f"{value}steps" if budget["kind"] == "steps" else f"{value}s"
+    value, kind = budget["value"], budget["kind"]
+    return {"steps": f"{value}steps", "epochs": f"{value}epochs", "images": f"{value}images",
+            "flops": f"{value:g}flop"}.get(kind, f"{value}s")
+
+
+ANY_HARDWARE = "any hardware"  # the hardware class of compute-budget runs: the same training on every device
+COMPUTE_BUDGETS = ("epochs", "images", "flops")
 
 
 def hardware_class(device_name: str, count: int = 1) -> str:
     """The board's hardware key: device name x device count, e.g. ``NVIDIA H100 80GB HBM3 x1``."""
     return f"{device_name} x{count}"
+
+
+def identity_hardware(budget: dict, hardware: str) -> str:
+    """The hardware class a run's identity holds: its own for time and step budgets, ``ANY_HARDWARE`` for
+    compute budgets."""
+    return ANY_HARDWARE if budget["kind"] in COMPUTE_BUDGETS else hardware
 
 
 @dataclass(frozen=True)

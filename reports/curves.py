@@ -1,0 +1,148 @@
+"""Budget curves: which method wins at which budget (``bench run --budget 2m,5m,15m``).
+
+Boards that differ only in their budget (same dataset and options, size, hardware class, precision and
+budget unit) form a curve. Per method row, the curve plots the ranking metric's mean and 95 % interval
+at each budget, on a log budget axis (inline SVG: numbers here, drawing in the template). A
+*crossover* is stated only when the boards' own verdicts decide it: method A distinguishably worse
+than B at one budget and distinguishably better at a larger one, with ties (or missing verdicts)
+between -- e.g. "pix2pix overtakes unet-l2 between 5m and 15m on lpips, −0.021 [−0.034, −0.008] at 15m".
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from bench.reports.board import Board
+from bench.reports.cells import fmt
+from bench.reports.runs import key_text
+from bench.reports.verdicts import Comparison, signed
+
+WIDTH, HEIGHT = 560, 280
+LEFT, RIGHT, TOP, BOTTOM = 64, 16, 14, 40
+
+
+@dataclass
+class Line:
+    label: str
+    index: int  # colour class
+    points: str  # SVG polyline points
+    marks: list[tuple[str, str, str, str]]  # (x, y, y of the interval's top, y of its bottom)
+    values: list[dict]  # {budget, mean, ci95}: the numbers behind the marks
+
+
+@dataclass
+class Curve:
+    title: str
+    metric: str
+    arrow: str
+    slug: str
+    budgets: list[str]  # labels, smallest first
+    ticks: list[tuple[str, str]]  # (x, label)
+    y_range: tuple[str, str]
+    lines: list[Line]
+    crossovers: list[str] = field(default_factory=list)
+    width: int = WIDTH
+    height: int = HEIGHT
+    left: int = LEFT
+    right: int = WIDTH - RIGHT
+    top: int = TOP
+    bottom: int = HEIGHT - BOTTOM
+
+
+def _curve_key(board: Board) -> tuple:
+    return (board.dataset, key_text(board.dataset_options), board.size or 0, board.hardware, board.precision,
+            str(board.budget.get("kind")))
+
+
+def _better(comparison: Comparison | None, a: str) -> int:
+    """+1 when ``a`` is distinguishably better, -1 when worse, 0 otherwise."""
+    if comparison is None or comparison.better is None:
+        return 0
+    return 1 if comparison.better == a else -1
+
+
+def _oriented(comparison: Comparison, a: str) -> str:
+    """The comparison's interval as ``a − other``."""
+    if comparison.left == a:
+        return comparison.interval_text
+    lo, hi = comparison.ci95
+    return f"{signed(-comparison.difference)} [{signed(-hi)}, {signed(-lo)}]"
+
+
+def crossovers(boards: list[Board], metric: str) -> list[str]:
+    """Decided crossovers along ``boards`` (smallest budget first), in words."""
+    pairs: dict[tuple[str, str], list[Comparison | None]] = {}
+    for k, board in enumerate(boards):
+        for c in board.verdicts.get(metric, []):
+            pairs.setdefault(tuple(sorted((c.left, c.right))), [None] * len(boards))[k] = c
+    out = []
+    for (a, b), along in sorted(pairs.items()):
+        for winner, loser in ((a, b), (b, a)):
+            last_behind = None
+            for k, comparison in enumerate(along):
+                sign = _better(comparison, winner)
+                if sign < 0:
+                    last_behind = k
+                elif sign > 0 and last_behind is not None:
+                    out.append(f"{winner} overtakes {loser} between {boards[last_behind].budget_text} and "
+                               f"{boards[k].budget_text} on {metric}, {_oriented(comparison, winner)} at "
+                               f"{boards[k].budget_text}")
+                    last_behind = None
+    return out
+
+
+def budget_curves(boards: list[Board]) -> list[Curve]:
+    groups: dict[tuple, list[Board]] = {}
+    for board in boards:
+        if board.rank_by and isinstance(board.budget.get("value"), (int, float)) and board.budget["value"] > 0:
+            groups.setdefault(_curve_key(board), []).append(board)
+    curves = []
+    for group in groups.values():
+        group.sort(key=lambda b: b.budget["value"])
+        metrics = {b.rank_by for b in group}
+        if len(group) < 2 or len(metrics) != 1:
+            continue
+        metric = metrics.pop()
+        column = group[-1].rank_column
+        series: dict[str, list[tuple[float, float, list[float] | None]]] = {}
+        for board in group:
+            for row in board.method_rows:
+                cell = row.cells.get(metric)
+                if row.status == "ok" and cell is not None and cell.mean is not None and math.isfinite(cell.mean):
+                    series.setdefault(row.label, []).append((board.budget["value"], cell.mean, cell.ci95))
+        if not series:
+            continue
+        xs = [math.log(b.budget["value"]) for b in group]
+        ys = [y for points in series.values() for _, mean, ci in points for y in (mean, *(ci or ()))]
+        x_lo, x_hi = min(xs), max(xs)
+        y_lo, y_hi = min(ys), max(ys)
+        if y_hi <= y_lo:
+            y_lo, y_hi = y_lo - 0.5, y_hi + 0.5
+
+        def sx(value: float) -> str:
+            return f"{LEFT + (math.log(value) - x_lo) / (x_hi - x_lo) * (WIDTH - RIGHT - LEFT):.1f}"
+
+        def sy(value: float) -> str:
+            return f"{HEIGHT - BOTTOM - (value - y_lo) / (y_hi - y_lo) * (HEIGHT - BOTTOM - TOP):.1f}"
+
+        lines = []
+        for index, (label, points) in enumerate(sorted(series.items())):
+            marks = [(sx(x), sy(mean), sy(ci[1]) if ci else sy(mean), sy(ci[0]) if ci else sy(mean))
+                     for x, mean, ci in points]
+            values = [{"budget": x, "mean": mean, "ci95": ci} for x, mean, ci in points]
+            lines.append(Line(label, index % 6, " ".join(f"{mx},{my}" for mx, my, _, _ in marks), marks, values))
+        first = group[0]
+        options = "".join(f", {k}={v}" for k, v in sorted(first.dataset_options.items()))
+        curves.append(Curve(
+            title=f"{first.dataset}{options} · {first.size}px · {first.hardware} · {first.precision}",
+            metric=metric, arrow=column.arrow if column else "", slug=f"curve-{first.slug}",
+            budgets=[b.budget_text for b in group], ticks=[(sx(b.budget["value"]), b.budget_text) for b in group],
+            y_range=(fmt(y_lo), fmt(y_hi)), lines=lines, crossovers=crossovers(group, metric),
+        ))
+    return curves
+
+
+def curves_json(curves: list[Curve]) -> list[dict]:
+    return [{"id": c.slug, "title": c.title, "metric": c.metric, "budgets": c.budgets,
+             "series": {line.label: line.values for line in c.lines}, "crossovers": c.crossovers} for c in curves]
