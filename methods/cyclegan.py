@@ -12,13 +12,23 @@ Two settings of the CycleGAN colorization study:
 
 Colour space (option ``color_space``):
 
-* ``lab`` (default): gray = L (1 channel), colour = Lab (3 channels, normalised). G predicts ab
-  from L and its colour image is (L, G(L)), so it keeps the input's lightness; F maps Lab to L.
-  The identity loss asks G(colour) ~ colour and F(gray) ~ gray, which needs equal channel counts
-  on both sides of each generator; L -> ab cannot, so it is off (``lambda_identity`` is ignored).
-* ``rgb``: both domains are 3-channel RGB in [-1, 1] (gray = the L image with zero ab); G and F
-  are RGB -> RGB, with the reference identity loss (0.5 * lambda). At test time the ab of G's RGB
-  output is taken, and the harness recombines it with the input L.
+* ``rgb`` (default, the reference's and the study's setting): both domains are 3-channel images in
+  [-1, 1]: gray = the L image rendered as gray RGB (ab = 0), colour = the RGB image. G and F are
+  RGB -> RGB and F's input on the gray-side cycle is G's output alone, so that cycle constrains G
+  (it must keep what F needs to rebuild the gray image); D_color scores G's image on its own, with
+  no channel shared with the real one, in both settings. Identity loss 0.5 * lambda as the
+  reference. The harness's contract is normalised ab from L: ``colorize`` converts G's RGB output
+  to Lab and returns its ab, and the output image is the input's L with those ab (G's own
+  lightness is dropped).
+* ``lab`` (option): gray = L (1 channel), colour = Lab (3 channels, normalised). G predicts ab from
+  L and its colour image is (L, G(L)), so it keeps the input's lightness; F maps Lab to L. This is
+  partly degenerate: (1) F receives the real L inside G's colour image, so copying that channel
+  satisfies the gray-side cycle whatever G does (the cycle then constrains G not at all), and with
+  that F the colour-side cycle is an L1 regression of the colour batch's ab from its L; (2) in the paired setting the real and fake colour images share the identical L channel,
+  so D_color is pix2pix's conditional discriminator D(L, ab), unlike the unpaired setting; (3) the
+  losses see ab/110: a colour error costs the L1 cycle loss about half what it costs in RGB's
+  [-1, 1], which shifts the lambda = 10 balance against the GAN loss. L -> ab has unequal channel
+  counts, so the identity loss is off (``lambda_identity`` is ignored).
 
 ``eval()`` at test time changes nothing here: instance norm keeps no running statistics and the
 CycleGAN generators have no dropout.
@@ -52,7 +62,7 @@ from bench.options import positive
 @dataclass
 class CycleGANOptions(MethodOptions):
     batch_size: int = 1  # the reference's batch size
-    color_space: Literal["lab", "rgb"] = "lab"
+    color_space: Literal["rgb", "lab"] = "rgb"  # see the module docstring
     gan_mode: Literal["lsgan", "vanilla"] = "lsgan"
     lambda_cycle: float = 10.0
     lambda_identity: float = 0.5  # times lambda_cycle; rgb only (see the module docstring)
@@ -125,8 +135,16 @@ class CycleGAN(Method):
         return normalized_lab_to_rgb(L, ab) * 2.0 - 1.0  # the reference's [-1, 1] images
 
     def translate(self, gray: torch.Tensor) -> torch.Tensor:
-        """G as a gray -> colour mapping (in Lab, the colour image keeps the input L)."""
+        """G as a gray -> colour mapping. In Lab the colour image is (input L, G's ab), so F, given
+        it, sees the real L; in RGB it is G's output alone."""
         return torch.cat([gray, self.G(gray)], 1) if self.lab else self.G(gray)
+
+    def cycles(self, real_gray: torch.Tensor, real_color: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The reference's forward pass: (fake_color, rec_gray, fake_gray, rec_color)."""
+        fake_color = self.translate(real_gray)
+        rec_gray = self.F(fake_color)
+        fake_gray = self.F(real_color)
+        return fake_color, rec_gray, fake_gray, self.translate(fake_gray)
 
     def domains(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """(gray, colour) batches; paired: the same images; unpaired: independent draws."""
@@ -140,10 +158,7 @@ class CycleGAN(Method):
     def train_step(self, batch: Batch) -> dict[str, torch.Tensor]:
         options = self.options
         real_gray, real_color = self.domains(batch)
-        fake_color = self.translate(real_gray)
-        rec_gray = self.F(fake_color)
-        fake_gray = self.F(real_color)
-        rec_color = self.translate(fake_gray)
+        fake_color, rec_gray, fake_gray, rec_color = self.cycles(real_gray, real_color)
 
         set_requires_grad([self.D_color, self.D_gray], False)
         losses = {
@@ -170,6 +185,7 @@ class CycleGAN(Method):
     def colorize(self, L: torch.Tensor) -> torch.Tensor:
         if self.lab:
             return self.G(L)
+        # ab of G's RGB image; the harness pairs them with the input's L, not G's lightness
         rgb = (self.G(self.to_gray(L)) + 1.0) / 2.0
         return rgb_to_normalized_lab(rgb.clamp(0.0, 1.0))[1]
 

@@ -1,5 +1,6 @@
 """The adversarial methods and unet-l2 on tiny images: they learn, resume exactly, and refuse bad input."""
 
+import functools
 import io
 
 import pytest
@@ -17,8 +18,8 @@ SIZE = 32
 SMALL = {
     "pix2pix": {"ndf": 16},
     "pix2pix-resnet18-scratch": {"ndf": 16},
-    "cyclegan-paired": {"ngf": 16, "ndf": 16, "n_blocks": 2, "batch_size": 4},
-    "cyclegan-unpaired": {"ngf": 16, "ndf": 16, "n_blocks": 2, "batch_size": 4},
+    "cyclegan-paired": {"ngf": 8, "ndf": 8, "n_blocks": 2, "batch_size": 4},
+    "cyclegan-unpaired": {"ngf": 8, "ndf": 8, "n_blocks": 2, "batch_size": 4},
 }
 
 
@@ -87,8 +88,8 @@ def assert_same_state(a, b):
         ("pix2pix", {}, 3),  # dropout draws from torch's RNG
         ("unet-l2", {}, 3),
         ("pix2pix-resnet18-scratch", {"stage1_fraction": 0.5}, 2),  # resumes right at the stage switch
-        ("cyclegan-unpaired", {"pool_size": 3}, 3),  # the pools are full and swapping by then
-        ("cyclegan-paired", {"color_space": "rgb", "pool_size": 3}, 3),
+        ("cyclegan-paired", {"pool_size": 3}, 3),  # the default (RGB); the pools are full and swapping by then
+        ("cyclegan-unpaired", {"color_space": "lab", "pool_size": 3}, 3),  # the Lab option
     ],
 )
 def test_save_load_continue_equals_not_stopping(name, options, steps, batch):
@@ -264,33 +265,86 @@ def test_check_size_refuses_before_building(name, bad, good):
 
 
 def test_cyclegan_colour_spaces(batch):
-    lab = build("cyclegan-paired")
+    rgb = build("cyclegan-paired")  # the default: the reference's 3-channel images in [-1, 1]
+    assert rgb.options.color_space == "rgb"
+    assert (rgb.G.model[1].in_channels, rgb.G.model[-2].out_channels) == (3, 3)  # gray RGB -> RGB
+    assert (rgb.F.model[1].in_channels, rgb.F.model[-2].out_channels) == (3, 3)  # RGB -> gray RGB
+    losses = rgb.step(batch, 0.0)
+    assert {"idt_G", "idt_F"} <= set(losses) and rgb.lambda_identity == 0.5  # the reference's 0.5 * lambda
+    # the gray domain is L rendered as a gray RGB image: it must not carry the true colours
+    gray_rgb = rgb.to_gray(batch.L)
+    assert torch.allclose(gray_rgb[:, 0], gray_rgb[:, 1], atol=1e-4) and torch.allclose(gray_rgb[:, 1], gray_rgb[:, 2], atol=1e-4)
+    rgb.eval_mode()
+    with torch.no_grad():
+        ab = rgb.colorize(batch.L)
+        image = (rgb.G(gray_rgb) + 1) / 2
+    # the harness's contract: normalised ab, those of G's RGB image (paired with the input's L downstream)
+    assert ab.shape == (4, 2, SIZE, SIZE) and ab.abs().max() <= 1
+    assert torch.allclose(ab, rgb_to_normalized_lab(image.clamp(0, 1))[1], atol=1e-5)
+
+    lab = build("cyclegan-paired", color_space="lab")
     assert (lab.G.model[1].in_channels, lab.G.model[-2].out_channels) == (1, 2)  # L -> ab
     assert (lab.F.model[1].in_channels, lab.F.model[-2].out_channels) == (3, 1)  # Lab -> L
     losses = lab.step(batch, 0.0)
     assert not any(key.startswith("idt") for key in losses)  # identity impossible for L -> ab
-    rgb = build("cyclegan-paired", color_space="rgb")
-    assert (rgb.G.model[1].in_channels, rgb.G.model[-2].out_channels) == (3, 3)
-    losses = rgb.step(batch, 0.0)
-    assert {"idt_G", "idt_F"} <= set(losses)
-    rgb.eval_mode()
-    with torch.no_grad():
-        ab = rgb.colorize(batch.L)
-    assert ab.shape == (4, 2, SIZE, SIZE)
-    # RGB mode colorizes through the RGB gray image of L; it must not see the true colours
-    gray_rgb = rgb.to_gray(batch.L)
-    assert torch.allclose(gray_rgb[:, 0], gray_rgb[:, 1], atol=1e-4) and torch.allclose(gray_rgb[:, 1], gray_rgb[:, 2], atol=1e-4)
-    default_blocks = build("cyclegan-paired", n_blocks=None, ngf=8).G.model
+    default_blocks = build("cyclegan-paired", n_blocks=None, ngf=4).G.model
     assert sum(isinstance(m, ResnetBlock) for m in default_blocks) == 6  # 6 below 256, 9 at 256
+
+
+def desaturate(method, color: torch.Tensor) -> torch.Tensor:
+    """The colour -> gray map F would ideally learn: keep the lightness of its input, drop the colour."""
+    if method.lab:
+        return color[:, :1]
+    return method.to_gray(rgb_to_normalized_lab((color + 1) / 2)[0])
+
+
+@pytest.mark.parametrize("color_space", ["rgb", "lab"])
+def test_cyclegan_gray_side_cycle_constrains_G_in_rgb_only(color_space, batch):
+    """The Lab option's degeneracy and the RGB default's fix. In Lab, F gets the real L inside G's
+    colour image, so it can rebuild the gray image without G: with F desaturating, the gray-side
+    cycle is exactly 0 and gives G no gradient whatever G does. In RGB, F's input is G's output
+    alone: the same F leaves a cycle loss that G must lower (keep the input's lightness)."""
+    method = build("cyclegan-paired", color_space=color_space, ngf=4, ndf=4)
+    seen = {}
+    hooks = [method.G.register_forward_hook(lambda net, args, out: seen.setdefault("G", out)),
+             method.F.register_forward_pre_hook(lambda net, args: seen.setdefault("F", args[0]))]
+    method.step(batch, 0.0)  # the first G and F calls of a step are the gray-side cycle's
+    for hook in hooks:
+        hook.remove()
+    if color_space == "rgb":
+        assert seen["F"] is seen["G"]  # F's input is G's output, nothing else
+    else:
+        assert torch.equal(seen["F"][:, :1], method.to_gray(batch.L)) and torch.equal(seen["F"][:, 1:], seen["G"])
+
+    gray, color = method.domains(batch)
+    method.F = functools.partial(desaturate, method)
+    _, rec_gray, _, _ = method.cycles(gray, color)
+    loss = F.l1_loss(rec_gray, gray) * method.options.lambda_cycle
+    grads = torch.autograd.grad(loss, list(method.G.parameters()), allow_unused=True)
+    norm = torch.sqrt(sum((g**2).sum() for g in grads if g is not None))
+    if color_space == "rgb":
+        assert loss > 0.1 and norm > 1e-3
+    else:
+        assert loss == 0 and norm == 0
 
 
 def test_cyclegan_pairing(batch):
     paired, unpaired = build("cyclegan-paired"), build("cyclegan-unpaired")
     assert not paired.unpaired and unpaired.unpaired
     gray, color = paired.domains(batch)
-    assert torch.equal(color[:, :1], gray)  # each gray image with its own colour version
+    assert torch.equal(gray, paired.to_gray(batch.L)) and torch.equal(color, paired.to_color(batch.L, batch.ab))
+    with torch.no_grad():
+        fake_L = rgb_to_normalized_lab((paired.translate(gray) + 1) / 2)[0]
+    assert (fake_L - batch.L).abs().mean() > 0.05  # RGB: D_color sees G's lightness, not the real L
     gray, color = unpaired.domains(batch)
-    assert torch.equal(gray, batch.L) and torch.equal(color[:, :1], batch.color_L)
+    assert torch.equal(gray, unpaired.to_gray(batch.L))
+    assert torch.equal(color, unpaired.to_color(batch.color_L, batch.color_ab))
+    # the Lab option, paired: real and fake colour images share the identical L channel, so
+    # D_color is pix2pix's conditional discriminator D(L, ab)
+    lab = build("cyclegan-paired", color_space="lab")
+    gray, color = lab.domains(batch)
+    with torch.no_grad():
+        assert torch.equal(lab.translate(gray)[:, :1], color[:, :1])
     with pytest.raises(BenchError, match="independently drawn"):
         unpaired.step(Batch(batch.L, batch.ab), 0.0)
     for bad in ({"color_space": "hsv"}, {"lambda_cycle": -1}, {"n_blocks": -2}):

@@ -145,8 +145,8 @@ def test_patchgan_70x70():
 def test_resnet_generator_matches_cyclegan():
     assert resnet_blocks_for(256) == 9 and resnet_blocks_for(128) == 6 and resnet_blocks_for(64) == 6
     with torch.device("meta"):
-        reference = ResnetGenerator(3, 3, n_blocks=9)
-        colorizer = ResnetGenerator(1, 2, n_blocks=9)
+        reference = ResnetGenerator(3, 3, n_blocks=9)  # G and F of the CycleGANs' default, color_space=rgb
+        colorizer = ResnetGenerator(1, 2, n_blocks=9)  # G of their color_space=lab option: L -> ab
         out = colorizer(torch.empty(1, 1, 256, 256))
     assert count(reference) == resnet_params(3, 3, 9) and round(count(reference) / 1e6, 3) == 11.378
     assert count(colorizer) == resnet_params(1, 2, 9)
