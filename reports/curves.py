@@ -19,7 +19,7 @@ from bench.reports.runs import key_text
 from bench.reports.verdicts import Comparison, signed
 
 WIDTH, HEIGHT = 560, 280
-LEFT, RIGHT, TOP, BOTTOM = 64, 16, 14, 40
+LEFT, RIGHT, TOP, BOTTOM = 64, 32, 14, 40
 
 
 @dataclass
@@ -117,8 +117,8 @@ def budget_curves(boards: list[Board]) -> list[Curve]:
         ys = [y for points in series.values() for _, mean, ci in points for y in (mean, *(ci or ()))]
         x_lo, x_hi = min(xs), max(xs)
         y_lo, y_hi = min(ys), max(ys)
-        if y_hi <= y_lo:
-            y_lo, y_hi = y_lo - 0.5, y_hi + 0.5
+        pad = (y_hi - y_lo) * 0.06 or 0.5  # the intervals' ends stay inside the frame
+        y_lo, y_hi = y_lo - pad, y_hi + pad
 
         def sx(value: float) -> str:
             return f"{LEFT + (math.log(value) - x_lo) / (x_hi - x_lo) * (WIDTH - RIGHT - LEFT):.1f}"
@@ -137,7 +137,7 @@ def budget_curves(boards: list[Board]) -> list[Curve]:
         curves.append(Curve(
             title=f"{first.dataset}{options} · {first.size}px · {first.hardware} · {first.precision}",
             metric=metric, arrow=column.arrow if column else "", slug=f"curve-{first.slug}",
-            budgets=[b.budget_text for b in group], ticks=[(sx(b.budget["value"]), b.budget_text) for b in group],
+            budgets=[b.budget_text for b in group], ticks=[(sx(b.budget["value"]), str(b.budget.get("label") or b.budget_text)) for b in group],
             y_range=(fmt(y_lo), fmt(y_hi)), lines=lines, crossovers=crossovers(group, metric),
         ))
     return curves

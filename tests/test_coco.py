@@ -241,7 +241,7 @@ def test_runs_end_to_end(fake_coco, run_cli):
     root, _ = fake_coco
     out = root.parent / "runs"
     common = ("--dataset", "coco", "--data-root", root, "--size", "32", "--budget", "2steps", "--device", "cpu",
-              "--metrics", "psnr", "--out", out)
+              "--seeds", "1", "--metrics", "psnr", "--out", out)
     code, _, err = run_cli("run", "--methods", "baseline", "--dataset-option", "subset=10", *common)
     assert code == 0, err
     (folder,) = find_runs(out, "coco", "baseline", 0)

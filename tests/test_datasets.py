@@ -131,7 +131,7 @@ def test_folder_through_the_cli(run_cli, tmp_path):
         write_image(tmp_path / "photos" / f"{i}.png", seed=i, size=(20, 20))
     code, out, err = run_cli("run", "--methods", "baseline", "--dataset", f"folder:{tmp_path / 'photos'}",
                              "--dataset-option", "test_fraction=0.5", "--size", "16", "--budget", "1steps",
-                             "--device", "cpu", "--metrics", "psnr", "--out", tmp_path / "runs", "--json")
+                             "--device", "cpu", "--metrics", "psnr", "--seeds", "1", "--out", tmp_path / "runs", "--json")
     assert code == 0, err
     result = json.loads(out)[0]
     assert result["dataset"] == "folder" and result["status"] == "ok"

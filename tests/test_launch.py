@@ -22,8 +22,13 @@ from bench.errors import BenchError
 from bench.runner import RunConfig, run_benchmark
 from bench.store.results import find_runs
 
-GRID = ("--methods", "baseline,pix2pix", "--seeds", "2")
+# The smallest networks that still run each code path: 4-channel baseline and pix2pix (G and D).
+GRID = ("--methods", "baseline,pix2pix", "--seeds", "2", "-o", "width=4", "-o", "ngf=4", "-o", "ndf=4",
+        "-o", "baseline.batch_size=2")
 TINY = ("--dataset", "sample", "--size", "32", "--budget", "2steps", "--device", "cpu", "--metrics", "psnr")
+# A baseline that works and one plugin method per way a worker can fail (all baselines: -o width reaches each).
+FAILURE_GRID = ("--methods", "baseline,launch-raises,launch-dies-once,launch-dies-always", "--seeds", "1",
+                "-o", "width=4", "-o", "batch_size=2")
 
 # Methods whose workers fail in each way a worker can; installed the way pip does it (a dist-info
 # entry point on PYTHONPATH), so the launchers' worker processes load them too.
@@ -66,11 +71,13 @@ class DiesAlways(RegressionBaseline):
 
 class Slow(RegressionBaseline):
     """Sleeps each step; at its third, says so and waits for a second run to get there (at most 2 min),
-    so that a test can stop two running runs mid-way."""
+    so that a test can stop two running runs mid-way. Once the test has stopped them (a ``rerun-<lr>``
+    marker), it no longer sleeps: the rerun goes at full speed."""
     name = "launch-slow"
 
     def train_step(self, batch):
-        time.sleep(0.02)
+        if not (MARKERS / f"rerun-{self.options.lr}").exists():
+            time.sleep(0.05)  # the window in which the stop reaches the runs: 57 steps, about 3 s
         self.steps_taken = getattr(self, "steps_taken", 0) + 1
         if self.steps_taken == 3:  # markers named by lr: one test's runs wait for each other only
             (MARKERS / f"slow-{self.options.lr}-{os.getpid()}").touch()
@@ -164,9 +171,8 @@ def test_jobs_gives_the_sequential_numbers_and_index(sequential, tmp_path, run_c
 def test_jobs_retries_a_dead_worker_and_records_failures(plugin_site, tmp_path, monkeypatch):
     use_plugin_site(plugin_site, monkeypatch)
     out = tmp_path / "runs"
-    code = bench_run("--methods", "baseline,launch-raises,launch-dies-once,launch-dies-always", *TINY,
-                     "--out", out, "--jobs", "2")
-    assert code == 0
+    code = bench_run(*FAILURE_GRID, *TINY, "--out", out, "--jobs", "2", "--cpus-per-run", "1")  # a core each
+    assert code == 3  # runs failed: said by the exit status, the others kept
     status = failure_statuses(out)
     assert status["baseline"] == ("ok", None)
     assert status["launch-raises"] == ("failed", "RuntimeError: boom in a worker")
@@ -199,9 +205,9 @@ def slow_grid(tmp_path, lr: float, **settings) -> RunConfig:
                      metrics=["psnr"], samples=0, **settings)
 
 
-def check_stopped_then_resumed(config, launch_again) -> None:
+def check_stopped_then_resumed(config, launch_again, markers: Path) -> None:
     """The two running runs saved their state and said so, the queued one never started; the same
-    command again resumes the two and runs the third."""
+    command again resumes the two and runs the third (without the slow runs' sleeps)."""
     states = {}
     for seed in (0, 1, 2):
         folder = find_runs(config.out, "sample", "launch-slow", seed)
@@ -210,6 +216,7 @@ def check_stopped_then_resumed(config, launch_again) -> None:
         if states[seed]:
             assert (folder[0] / "resume.pt").is_file()
     assert sorted(states.values(), key=str) == [None, "interrupted", "interrupted"]
+    (markers / f"rerun-{config.method_options['launch-slow']['lr']}").touch()
     rerun = launch_again()
     assert sorted(r["_action"].split(" at ")[0] for r in rerun) == ["resumed", "resumed", "started"]
     assert all(r["status"] == "ok" and r["budget"]["steps"] == 60 for r in rerun)
@@ -217,11 +224,12 @@ def check_stopped_then_resumed(config, launch_again) -> None:
 
 def test_jobs_ctrl_c_saves_running_runs_and_rerun_resumes(plugin_site, tmp_path, monkeypatch):
     use_plugin_site(plugin_site, monkeypatch)
-    config = slow_grid(tmp_path, lr=0.001, jobs=2)
-    signal_when_started(Path(plugin_site["LAUNCH_TEST_MARKERS"]), 0.001, signal.SIGINT)
+    config = slow_grid(tmp_path, lr=0.001, jobs=2, cpus_per_run=1)  # a core each: 2 x 2 threads would contend
+    markers = Path(plugin_site["LAUNCH_TEST_MARKERS"])
+    signal_when_started(markers, 0.001, signal.SIGINT)
     with pytest.raises(BenchError, match="stopped by SIGINT"):
         run_benchmark(config)
-    check_stopped_then_resumed(config, lambda: run_benchmark(config))
+    check_stopped_then_resumed(config, lambda: run_benchmark(config), markers)
 
 
 @pytest.mark.parametrize("args, message", [
@@ -261,9 +269,10 @@ def test_ray_gives_the_sequential_numbers_and_index(sequential, local_ray, tmp_p
 
 def test_ray_records_a_raising_task_and_retries_a_killed_worker(local_ray, tmp_path):
     out = tmp_path / "runs"
-    code = bench_run("--methods", "baseline,launch-raises,launch-dies-once,launch-dies-always", *TINY,
-                     "-o", "launch-dies-once.lr=0.002", "--out", out, "--launcher", "ray")
-    assert code == 0
+    # Two tasks at once (1 CPU each), so that the retried workers start side by side.
+    code = bench_run(*FAILURE_GRID, *TINY, "-o", "launch-dies-once.lr=0.002", "--out", out, "--launcher", "ray",
+                     "--cpus-per-run", "1")
+    assert code == 3
     status = failure_statuses(out)
     assert status["baseline"] == ("ok", None)
     assert status["launch-raises"] == ("failed", "RuntimeError: boom in a worker")
@@ -282,8 +291,9 @@ def test_ray_started_here_sigterm_cancels_queued_runs_and_rerun_resumes(plugin_s
     for key, value in plugin_site.items():  # Ray started here passes this environment to its workers
         monkeypatch.setenv(key, value)
     config = slow_grid(tmp_path, lr=0.002, launcher="ray", cpus_per_run=1)  # two at once on 2 CPUs
-    signal_when_started(Path(plugin_site["LAUNCH_TEST_MARKERS"]), 0.002, signal.SIGTERM)
+    markers = Path(plugin_site["LAUNCH_TEST_MARKERS"])
+    signal_when_started(markers, 0.002, signal.SIGTERM)
     with pytest.raises(BenchError, match="stopped by SIGTERM"):
         run_benchmark(config)
     assert not ray.is_initialized()  # the launcher that started Ray also ended it
-    check_stopped_then_resumed(config, lambda: run_benchmark(config))
+    check_stopped_then_resumed(config, lambda: run_benchmark(config), markers)

@@ -89,13 +89,33 @@ def external_plugin(tmp_path):
     return site
 
 
-def run_bench(site, *args, cwd):
+def start_bench(site, *args, cwd) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(site) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    return subprocess.run([sys.executable, "-m", "bench", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=300)
+    return subprocess.Popen([sys.executable, "-m", "bench", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env, cwd=cwd)
+
+
+def finish(process: subprocess.Popen) -> subprocess.CompletedProcess:
+    try:
+        stdout, stderr = process.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+def run_bench(site, *args, cwd) -> subprocess.CompletedProcess:
+    return finish(start_bench(site, *args, cwd=cwd))
 
 
 def test_external_plugin_is_listed_and_runs(external_plugin, tmp_path):
-    listing = run_bench(external_plugin, "list", "--json", cwd=tmp_path)
+    # Two fresh processes, each loading the plugin from its entry point, side by side (one per core).
+    out = tmp_path / "runs"
+    listed = start_bench(external_plugin, "list", "--json", cwd=tmp_path)
+    ran = start_bench(external_plugin, "run", "--methods", "tiny-external", "--dataset", "sample", "--size", "32",
+                      "--budget", "3steps", "--seeds", "1", "--metrics", "psnr,mae-external", "-o", "hidden=4",
+                      "--out", out, "--device", "cpu", "--json", cwd=tmp_path)
+    listing, run = finish(listed), finish(ran)
     assert listing.returncode == 0, listing.stderr
     rows = json.loads(listing.stdout)
     methods = {m["name"]: m for m in rows["methods"]}
@@ -104,10 +124,6 @@ def test_external_plugin_is_listed_and_runs(external_plugin, tmp_path):
     assert methods["baseline"]["plugin"] == BUILTIN_ORIGIN
     assert {m["name"] for m in rows["metrics"]} >= {"psnr", "ssim", "mae-external"}
 
-    out = tmp_path / "runs"
-    run = run_bench(external_plugin, "run", "--methods", "tiny-external", "--dataset", "sample", "--size", "32",
-                    "--budget", "3steps", "--metrics", "psnr,mae-external", "-o", "hidden=4", "--out", out,
-                    "--device", "cpu", "--json", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     result = json.loads((find_runs(out, "sample", "tiny-external", 0)[0] / "result.json").read_text())
     assert result["status"] == "ok" and result["method_plugin"] == "tiny-colorizer 0.3"

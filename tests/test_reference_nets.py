@@ -59,7 +59,8 @@ def test_reference_pix2pix_step_costs_86_to_92_gflop(pix2pix_pair):
 
 
 def test_cyclegan_nets_match_colorbench():
-    colorbench = registry.create_method("cyclegan-paired", size=256)  # CPU: its pools' seeds need real tensors
+    # The Lab setting, whose nets are shaped like these (CPU: its pools' seeds need real tensors)
+    colorbench = registry.create_method("cyclegan-paired", size=256, color_space="lab")
     instance = ref.get_norm_layer("instance")
     with torch.device(META):
         G = ref.ResnetGenerator(1, 2, 64, instance, False, n_blocks=9)  # L -> ab, as colorbench's G

@@ -150,4 +150,4 @@ def test_method_page_in_headless_chromium(site):
     page = site / next(r["page"] for r in board["rows"] if r["label"] == "pix2pix")
     report = probe(page, [])
     assert report["errors"] == [] and report["console"] == [] and report["brokenImages"] == []
-    assert report["polylines"] == 3 * 2  # three losses, two seeds
+    assert report["polylines"] == 3 * 3  # three losses, three seeds

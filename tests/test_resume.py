@@ -7,6 +7,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -15,13 +16,18 @@ import pytest
 from bench.store import index
 from bench.store.results import RESULT_FILE, find_runs, write_result
 
-ARGS = ["run", "--methods", "baseline,pix2pix", "--dataset", "sample", "--size", "32", "--budget", "16steps",
-        "--device", "cpu", "--metrics", "psnr,ssim", "--checkpoint-every", "0.0001", "-o", "batch_size=2"]
+# A checkpoint every step. The networks are the smallest (4-8 channels): the steps are cheap, so there
+# are enough of them that a run is still mid-training when the test stops it.
+ARGS = ["run", "--dataset", "sample", "--size", "32", "--budget", "64steps", "--seeds", "1", "--device", "cpu",
+        "--metrics", "psnr,ssim", "--checkpoint-every", "0.0001", "-o", "batch_size=2"]
+NETS = {"baseline": ("-o", "baseline.width=8"), "pix2pix": ("-o", "pix2pix.ngf=4", "-o", "pix2pix.ndf=4")}
 
 
-def bench(out: Path, *extra: str) -> subprocess.Popen:
+def bench(out: Path, *extra: str, methods: tuple[str, ...] = ("baseline", "pix2pix")) -> subprocess.Popen:
     env = os.environ | {"OMP_NUM_THREADS": "1", "COLORBENCH_QUIET": "0"}
-    return subprocess.Popen([sys.executable, "-m", "bench", *ARGS, "--out", str(out), *extra], env=env,
+    nets = [arg for method in methods for arg in NETS[method]]
+    return subprocess.Popen([sys.executable, "-m", "bench", *ARGS, "--methods", ",".join(methods), *nets,
+                             "--out", str(out), *extra], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 
@@ -33,7 +39,7 @@ def wait_for(condition, process: subprocess.Popen, timeout: float = 240.0) -> No
         if time.monotonic() > deadline:
             process.kill()
             raise AssertionError("timed out waiting for the run to reach the point to interrupt")
-        time.sleep(0.05)
+        time.sleep(0.01)
 
 
 def metrics(out: Path) -> dict:
@@ -48,11 +54,23 @@ def metrics(out: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
+    """The metrics of the same command never stopped, as a function: its process starts now and runs
+    beside the test's own (one thread each, on a core each); the function waits for it."""
     out = tmp_path_factory.mktemp("uninterrupted")
     process = bench(out)
-    _, err = process.communicate(timeout=600)
-    assert process.returncode == 0, err
-    return metrics(out)
+    output = []  # read as it comes (a full pipe would stop the process)
+    reader = threading.Thread(target=lambda: output.append(process.communicate(timeout=600)), daemon=True)
+    reader.start()
+
+    def result() -> dict:
+        reader.join()
+        assert process.returncode == 0, output[0][1] if output else "no output"
+        return metrics(out)
+
+    yield result
+    if process.poll() is None:  # a test failed before it waited
+        os.killpg(process.pid, signal.SIGKILL)
+    reader.join()
 
 
 def _resume_state(out: Path, method: str):
@@ -74,7 +92,7 @@ def test_kill_9_mid_run_then_rerun_resumes_bit_identical(tmp_path, uninterrupted
     assert process.returncode == 0, err
     assert "baseline seed 0: already done" in err and "pix2pix seed 0: resumed at step" in err
     assert (baseline_folder / RESULT_FILE).read_bytes() == finished  # untouched, byte for byte
-    assert metrics(out) == uninterrupted  # bit-identical to never stopping
+    assert metrics(out) == uninterrupted()  # bit-identical to never stopping
     assert not list(out.rglob("resume.pt")) and not list(out.rglob("*.tmp"))
     assert index.check(out)["missing"] == [] and index.check(out)["stale"] == []
 
@@ -97,7 +115,7 @@ def test_sigterm_saves_an_interrupted_result_and_the_rerun_finishes(tmp_path, un
     _, err = process.communicate(timeout=600)
     assert process.returncode == 0, err
     assert "baseline seed 0: resumed at step" in err
-    assert metrics(out) == uninterrupted
+    assert metrics(out) == uninterrupted()
 
 
 @pytest.mark.slow
@@ -107,7 +125,7 @@ def test_fresh_starts_interrupted_runs_over(tmp_path):
     wait_for(_resume_state(out, "baseline"), process)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
-    process = bench(out, "--fresh", "--methods", "baseline")
+    process = bench(out, "--fresh", methods=("baseline",))
     _, err = process.communicate(timeout=600)
     assert process.returncode == 0, err
     assert "discarding the resume state" in err and "baseline seed 0: started" in err

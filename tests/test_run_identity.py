@@ -13,7 +13,7 @@ from bench.api import Method
 from bench.store.identity import RunIdentity, budget_key
 from bench.store.results import find_runs
 
-TINY = ("--dataset", "sample", "--size", "32", "--device", "cpu", "--metrics", "psnr")
+TINY = ("--dataset", "sample", "--size", "32", "--device", "cpu", "--metrics", "psnr", "--seeds", "1")
 
 
 class GoesNaN(Method):
@@ -169,7 +169,8 @@ def test_demo_runs_are_flagged(run_cli, tmp_path):
     assert "smoke preset" in json.loads(stdout)[0]["demo"]
     code, stdout, _ = run_cli("run", "--methods", "baseline", *TINY, "--budget", "3steps", "--out", out, "--json")
     assert json.loads(stdout)[0]["demo"].startswith("under-trained: 0.29 epochs")  # 48 of 168 images: what it got
-    code, stdout, _ = run_cli("run", "--methods", "baseline", *TINY, "--budget", "1epochs", "--out", out, "--json")
+    code, stdout, _ = run_cli("run", "--methods", "baseline", *TINY, "--budget", "1epochs", "-o", "width=8", "--out", out,
+                              "--json")
     assert json.loads(stdout)[0]["demo"] is None  # a whole epoch of a compute budget, even on a CPU
 
 

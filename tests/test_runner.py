@@ -38,7 +38,8 @@ def read(out, method, seed=0, dataset="sample"):
     return json.loads((folder(out, method, seed, dataset) / "result.json").read_text())
 
 
-TINY = ("--dataset", "sample", "--size", "32", "--budget", "3steps", "--device", "cpu", "--metrics", "psnr,ssim")
+TINY = ("--dataset", "sample", "--size", "32", "--budget", "3steps", "--device", "cpu", "--metrics", "psnr,ssim",
+        "--seeds", "1")
 
 
 def test_run_writes_complete_results_and_index(run_cli, tmp_path, extra_methods):
@@ -180,7 +181,7 @@ def test_short_real_data_run_on_shared_flowers(run_cli, tmp_path, shared_flowers
     out = tmp_path / "runs"
     code, stdout, err = run_cli("run", "--methods", "baseline", "--dataset", "flowers", "--data-root",
                                 shared_flowers_root, "--size", "32", "--budget", "2steps", "--device", "cpu",
-                                "--metrics", "psnr,ssim", "--out", out, "--json")
+                                "--metrics", "psnr,ssim", "--seeds", "1", "--out", out, "--json")
     assert code == 0, err
     result = read(out, "baseline", dataset="flowers")
     assert result["status"] == "ok"

@@ -499,10 +499,10 @@ def test_old_results_match_by_folder(tmp_path):
 def test_study_from_real_runs(run_cli, tmp_path):
     runs, study = tmp_path / "runs", tmp_path / "study"
     code, _, err = run_cli("run", "--methods", "baseline", "--dataset", "sample", "--size", "32", "--budget", "2steps",
-                           "--samples", "3", "-o", "width=16", "--metrics", "psnr", "--out", runs)
+                           "--samples", "3", "-o", "width=16", "--metrics", "psnr", "--seeds", "1", "--out", runs)
     assert code == 0, err
     code, _, err = run_cli("run", "--methods", "baseline", "--dataset", "sample", "--size", "32", "--budget", "2steps",
-                           "--samples", "3", "-o", "width=16", "-o", "lr=0.01", "--metrics", "psnr", "--out", runs)
+                           "--samples", "3", "-o", "width=16", "-o", "lr=0.01", "--metrics", "psnr", "--seeds", "1", "--out", runs)
     assert code == 0, err
     code, out, err = run_cli("turing", "--runs", runs, "--out", study, "--catch", "1", "--blocks", "2", "--json")
     assert code == 0, err

@@ -182,7 +182,7 @@ def print_results(results: list[dict]) -> None:
 def add_run_parser(sub) -> None:
     """``bench run``."""
     p = sub.add_parser(
-        "run", help="train and score methods on a dataset under one budget",
+        "run", help="train and score methods on a dataset under one budget (or several: a curve)",
         description="Train every chosen method (x seed) under the same budget, colorize the test split, score it, "
         "and write <out>/<dataset>/<method>/<size>px-<budget>-<config hash>/seed<k>/result.json plus the SQLite "
         "index <out>/runs.sqlite. A run is identified by dataset (+options), size, budget, method (+options), "
@@ -198,7 +198,8 @@ def add_run_parser(sub) -> None:
                    help="training budget per method: time (90s, 10m, 1h; keyed on the hardware), steps (500steps), or "
                    "compute that means the same on every machine: epochs (20epochs), images (200kimages), FLOPs "
                    "(5PFLOP); or a preset: smoke (30 steps, a demo), short (5m), standard (15m) (default: standard)")
-    p.add_argument("--seeds", default="1", help="number of seeds (3 -> 0,1,2) or a list (0,7,42) (default: 1)")
+    p.add_argument("--seeds", default="3", help="number of seeds (3 -> 0,1,2) or a list (0,7,42) (default: 3: a "
+                   "verdict needs each method's training variance, which one seed cannot measure)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     p.add_argument("--out", default="runs", help="results folder (default: ./runs)")
     p.add_argument("--metrics", default=None, help="comma list of metrics (default: all registered)")

@@ -59,7 +59,9 @@ class ColorbenchSide:
     def __init__(self, method: str, batch: int, settings: Settings):
         self.device = settings.device
         torch.manual_seed(0)
-        self.method = registry.create_method(method, size=settings.size, device=self.device, batch_size=batch)
+        # The reference layout (reference_nets) is the Lab setting's nets: compare CycleGAN like with like.
+        lab = {"color_space": "lab"} if method.startswith("cyclegan") else {}
+        self.method = registry.create_method(method, size=settings.size, device=self.device, batch_size=batch, **lab)
         self.precision = resolve_precision("auto", self.device)
         self.sampler = BatchSampler(training_images(settings.size), size=settings.size, batch_size=batch, seed=0,
                                     device=self.device, unpaired=self.method.unpaired)
