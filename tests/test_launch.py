@@ -153,6 +153,7 @@ def sequential(tmp_path_factory):
     return metrics_by_run(out), index_rows(out)
 
 
+@pytest.mark.slow
 def test_jobs_gives_the_sequential_numbers_and_index(sequential, tmp_path, run_cli, capsys):
     out = tmp_path / "runs"
     assert bench_run(*GRID, *TINY, "--out", out, "--jobs", "2") == 0
@@ -168,6 +169,7 @@ def test_jobs_gives_the_sequential_numbers_and_index(sequential, tmp_path, run_c
     assert code == 0 and {r["action"] for r in json.loads(stdout)} == {"skipped (already done)"}
 
 
+@pytest.mark.slow
 def test_jobs_retries_a_dead_worker_and_records_failures(plugin_site, tmp_path, monkeypatch):
     use_plugin_site(plugin_site, monkeypatch)
     out = tmp_path / "runs"
@@ -222,6 +224,7 @@ def check_stopped_then_resumed(config, launch_again, markers: Path) -> None:
     assert all(r["status"] == "ok" and r["budget"]["steps"] == 60 for r in rerun)
 
 
+@pytest.mark.slow
 def test_jobs_ctrl_c_saves_running_runs_and_rerun_resumes(plugin_site, tmp_path, monkeypatch):
     use_plugin_site(plugin_site, monkeypatch)
     config = slow_grid(tmp_path, lr=0.001, jobs=2, cpus_per_run=1)  # a core each: 2 x 2 threads would contend
@@ -259,6 +262,7 @@ def local_ray(plugin_site):
     ray.shutdown()
 
 
+@pytest.mark.slow
 def test_ray_gives_the_sequential_numbers_and_index(sequential, local_ray, tmp_path):
     out = tmp_path / "runs"
     assert bench_run(*GRID, *TINY, "--out", out, "--launcher", "ray") == 0
@@ -267,6 +271,7 @@ def test_ray_gives_the_sequential_numbers_and_index(sequential, local_ray, tmp_p
     assert index_rows(out) == expected_rows
 
 
+@pytest.mark.slow
 def test_ray_records_a_raising_task_and_retries_a_killed_worker(local_ray, tmp_path):
     out = tmp_path / "runs"
     # Two tasks at once (1 CPU each), so that the retried workers start side by side.
@@ -283,6 +288,7 @@ def test_ray_records_a_raising_task_and_retries_a_killed_worker(local_ray, tmp_p
     assert sorted(v for k, v in rows.items() if "launch" in k or "baseline" in k) == ["failed", "failed", "ok", "ok"]
 
 
+@pytest.mark.slow
 def test_ray_started_here_sigterm_cancels_queued_runs_and_rerun_resumes(plugin_site, tmp_path, monkeypatch):
     """With no address the launcher starts Ray itself (and keeps our SIGTERM handler, which ray.init
     replaces). Last in the module: it ends the module's Ray first."""
