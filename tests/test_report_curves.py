@@ -20,12 +20,14 @@ def test_a_curve_per_board_family_with_its_decided_crossovers(tmp_path):
     for method, by_budget in means.items():
         for budget, mean in zip(BUDGETS, by_budget):
             for seed, shift in enumerate((0.002, -0.002, 0.0)):
-                write_result(runs, method, seed, budget=budget, metrics={"lpips": list(mean + difficulty + shift)})
+                write_result(runs, method, seed, budget=budget, metrics={"lpips": list(mean + difficulty + shift),
+                                                                          "psnr": 20.0 + seed})
     write_reference(runs, "gray", metrics={"lpips": list(0.5 + difficulty)})
     site = render_site([runs], tmp_path / "site")
     data = json.loads((site / "leaderboard.json").read_text())
     assert len(data["boards"]) == 3  # one board per budget ...
-    (curve,) = data["curves"]  # ... and one curve across them
+    curve, psnr = data["curves"]  # ... and one curve across them per metric, the ranking metric's first
+    assert psnr["metric"] == "psnr" and not psnr["ranking"] and not psnr["crossovers_decidable"]
     assert curve["metric"] == "lpips" and curve["budgets"] == ["2m (120 s)", "5m (300 s)", "15m (900 s)"]
     assert [round(p["mean"], 4) for p in curve["series"]["gan"]] == [0.35, 0.24, 0.17]
     assert [p["budget"] for p in curve["series"]["cnn"]] == [120, 300, 900]
@@ -34,6 +36,7 @@ def test_a_curve_per_board_family_with_its_decided_crossovers(tmp_path):
     assert crossover.endswith("] at 15m (900 s)")
     index = (site / "index.html").read_text()
     assert "Budget curves" in index and "budget (log scale)" in index and crossover in index
+    assert "psnr ↑ against the budget</summary>" in index and "--verdicts psnr</code> adds them" in index
 
 
 def test_no_curve_from_one_budget_and_no_crossover_without_verdicts(tmp_path):
