@@ -84,12 +84,30 @@ class Hub:
         self.stopping = True
 
 
-def _task(config, job: Job, hub, threads: int | None):
-    import ray
+class _Sender:
+    """A task's heartbeat to the hub that never blocks: Ray lends a task's CPUs to queued tasks while it waits
+    in ``ray.get``, which would start a run the driver still holds queued (and may be about to cancel). Each
+    beat sends, and reads the answer to the previous beat only once it has arrived."""
 
+    def __init__(self, hub):
+        self.hub, self.pending, self.stopping = hub, None, False
+
+    def __call__(self, key: str, progress) -> bool:
+        import ray
+
+        if self.pending is not None:
+            ready, _ = ray.wait([self.pending], timeout=0)
+            if ready:
+                self.stopping = self.stopping or bool(ray.get(ready[0]))  # raises when the hub is gone
+                self.pending = None
+        reply = self.hub.report.remote(key, progress)
+        self.pending = self.pending or reply
+        return self.stopping
+
+
+def _task(config, job: Job, hub, threads: int | None):
     device = torch.device("cuda") if config.device.type == "cuda" else torch.device("cpu")  # Ray's GPU is cuda:0
-    return run_job(config, job, device=device, threads=threads,
-                   send=lambda key, progress: ray.get(hub.report.remote(key, progress)))
+    return run_job(config, job, device=device, threads=threads, send=_Sender(hub))
 
 
 def _device_name() -> str:

@@ -52,19 +52,23 @@ class Heartbeat:
         self.stop = local_stop or threading.Event()
         self.latest: tuple | None = None
         self._done = threading.Event()
-        self._beat()  # at once: the driver learns the job started (and may already be stopping)
+        # At once: the driver learns the job started (and may already be stopping). A driver that cannot be
+        # reached at the first beat has stopped (its hub is gone): a job it cancelled too late -- e.g. a Ray task
+        # started while another waited in its heartbeat -- must not run on unasked.
+        self._beat(first=True)
         self._thread = threading.Thread(target=self._loop, name="colorbench-heartbeat", daemon=True)
         self._thread.start()
 
     def progress(self, description: str, completed: float, total: float | None, info: str) -> None:
         self.latest = (description, completed, total, info)
 
-    def _beat(self) -> None:
+    def _beat(self, first: bool = False) -> None:
         try:
             if self.send(self.key, self.latest):
                 self.stop.set()
-        except Exception:  # a driver that cannot be reached cannot ask to stop either
-            pass
+        except Exception:  # later: a driver that cannot be reached cannot ask to stop either
+            if first:
+                self.stop.set()
 
     def _loop(self) -> None:
         while not self._done.wait(HEARTBEAT_S):
