@@ -50,14 +50,16 @@ def colorize_uint8(method: Method, images: torch.Tensor, *, batch_size: int, lab
     return torch.cat(outputs), time.perf_counter() - start
 
 
-def test_time_seed(run_seed: int, index: int) -> int:
-    """The seed of one image's test-time randomness: a function of (run seed, image index) only."""
-    return int(np.random.SeedSequence([run_seed, index]).generate_state(1, dtype=np.uint64)[0] >> 1)
+def test_time_seed(run_seed: int, index: int, draw: int = 0) -> int:
+    """The seed of one image's test-time randomness: a function of (run seed, image index, draw) only.
+    Draw 0 is the scored one; ``--test-draws`` adds draws 1, 2, ... for the spread."""
+    entropy = [run_seed, index] + ([draw] if draw else [])
+    return int(np.random.SeedSequence(entropy).generate_state(1, dtype=np.uint64)[0] >> 1)
 
 
-def colorize_seeded(method: Method, L: torch.Tensor, *, run_seed: int, first_index: int) -> torch.Tensor:
+def colorize_seeded(method: Method, L: torch.Tensor, *, run_seed: int, first_index: int, draw: int = 0) -> torch.Tensor:
     """``method.colorize(L)``; for a method random at test time, image by image, each drawing from
-    its own seed (``test_time_seed(run_seed, first_index + k)``) with the process's generators restored
+    its own seed (``test_time_seed(run_seed, first_index + k, draw)``) with the process's generators restored
     afterwards, so the output never depends on the process's history or on the batch."""
     if not method.random_at_test_time:
         return method.colorize(L)
@@ -65,7 +67,7 @@ def colorize_seeded(method: Method, L: torch.Tensor, *, run_seed: int, first_ind
     outputs = []
     for k, image in enumerate(L.split(1)):
         with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(test_time_seed(run_seed, first_index + k))
+            torch.manual_seed(test_time_seed(run_seed, first_index + k, draw))
             outputs.append(method.colorize(image))
     return torch.cat(outputs)
 

@@ -40,6 +40,7 @@ from bench.store.results import temp_path
 from bench.weights import WeightStore
 
 DEFAULT_CHECKPOINT_EVERY = 300.0  # seconds of training between resume checkpoints
+MAX_TEST_DRAWS = 100  # each draw is one more pass over the test split
 
 
 @dataclass
@@ -57,6 +58,7 @@ class RunConfig:
     data_root: Path | None = None
     weights_dir: Path | None = None
     eval_batch_size: int = 32
+    test_draws: int = 1  # test-time draws scored for methods random at test time (the spread over draws)
     samples: int = 8
     precision: str = "auto"  # auto: bf16 on CUDA, fp32 on the CPU
     force: bool = False  # run finished runs again, replacing their results
@@ -104,6 +106,8 @@ def validate(config: RunConfig) -> None:
     """Fail fast, before any training, on everything the user controls."""
     if config.eval_batch_size < 1:
         raise BenchError(f"--eval-batch-size {config.eval_batch_size}: at least 1")
+    if not 1 <= config.test_draws <= MAX_TEST_DRAWS:
+        raise BenchError(f"--test-draws {config.test_draws}: from 1 to {MAX_TEST_DRAWS}")
     if config.samples < 0:
         raise BenchError(f"--samples {config.samples}: 0 or more")
     if not config.checkpoint_every > 0:
@@ -153,7 +157,7 @@ def prepare(config: RunConfig) -> RunContext:
         dataset=dataset, size=size, train_set=train_set, test_set=test_set, weights=weights,
         metric_context=metric_context, metric_names=config.metrics or registry.list_metrics(),
         device=config.device, budget=config.budget, out=Path(config.out), eval_batch_size=config.eval_batch_size,
-        samples=config.samples, checkpoint_every=config.checkpoint_every, force=config.force, fresh=config.fresh,
+        test_draws=config.test_draws, samples=config.samples, checkpoint_every=config.checkpoint_every, force=config.force, fresh=config.fresh,
         compile_mode=config.compile_mode, world=world, device_label=config.device_name,
     )
 

@@ -151,6 +151,26 @@ class Board:
                 f"default) or more")
 
     @property
+    def test_time_note(self) -> str | None:
+        """Which methods are random at test time, how many draws were scored, the spread of the ranking metric."""
+        parts = []
+        for row in self.method_rows:
+            drawn = [(r.raw.get("test_time") or {}) for r in row.ok_runs]
+            if not any(d.get("random") for d in drawn):
+                continue
+            draws = sorted({d.get("draws", 1) for d in drawn})
+            spreads = [d["spread"][self.rank_by] for d in drawn if self.rank_by in (d.get("spread") or {})]
+            text = f"{row.label} ({'/'.join(map(str, draws))} draw{'s' if draws[-1] > 1 else ''}"
+            if spreads:
+                text += f"; {self.rank_by} varies by {sum(spreads) / len(spreads):.3g} (SD) from draw to draw"
+            parts.append(text + ")")
+        if not parts:
+            return None
+        return ("Random at test time: " + ", ".join(parts) + ". Each image's output is one seeded draw (run seed, "
+                "image), so the intervals and verdicts already include this noise; the board ranks draw 0, and "
+                "`bench run --test-draws N` records the spread over N draws")
+
+    @property
     def has_gray(self) -> bool:
         return any(r.runs[0].reference == "gray" for r in self.reference_rows)
 

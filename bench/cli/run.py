@@ -91,6 +91,7 @@ def cmd_run(args) -> int:
         data_root=args.data_root,
         weights_dir=args.weights_dir,
         eval_batch_size=args.eval_batch_size,
+        test_draws=args.test_draws,
         samples=args.samples,
         precision=args.precision,
         force=args.force,
@@ -209,6 +210,9 @@ def add_run_parser(sub) -> None:
     p.add_argument("--data-root", default=None, help="where datasets live (default: $COLORBENCH_DATA or the user cache)")
     p.add_argument("--weights-dir", default=None, help="folder of pretrained weight files (default: $COLORBENCH_WEIGHTS)")
     p.add_argument("--eval-batch-size", type=int, default=32, help="batch size for colorizing and scoring (default: 32)")
+    p.add_argument("--test-draws", type=int, default=1, metavar="N",
+                   help="for methods random at test time (dropout, noise): score N draws of the test split and record "
+                   "the spread of each metric over them; the board ranks draw 0 (default: 1)")
     p.add_argument("--samples", type=int, default=8, help="sample colorizations kept per run (default: 8)")
     p.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp16", "fp32"],
                    help="training precision (autocast); metrics always run in fp32 (default: auto = bf16 on CUDA, fp32 on CPU)")

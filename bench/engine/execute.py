@@ -61,6 +61,7 @@ class RunContext:
     budget: Budget
     out: Path
     eval_batch_size: int = 32
+    test_draws: int = 1  # test-time draws scored for a method random at test time (draw 0 is the ranked one)
     samples: int = 8
     checkpoint_every: float = 300.0
     force: bool = False
@@ -111,7 +112,8 @@ def _header(identity: RunIdentity, context: RunContext, environment_info: dict |
         "timings": {},
         "environment": environment(context.device) if environment_info is None else environment_info,
         "config": identity.to_dict() | {"budget_label": context.budget.label, "metrics": context.metric_names,
-                                        "eval_batch_size": context.eval_batch_size},
+                                        "eval_batch_size": context.eval_batch_size,
+                                        "test_draws": context.test_draws},
         "data": {
             "info": context.dataset.info(),
             "train_images": len(context.train_set),
@@ -181,6 +183,10 @@ def skip_finished(identity: RunIdentity, context: RunContext) -> dict | None:
     previous = None if context.force else _finished(identity, folder)
     if previous is not None:
         log(f"{run_label(identity)}: already done in {folder} (skipped; --force runs it again)")
+        scored = previous.get("test_time") or {}
+        if scored.get("random") and scored.get("draws", 1) < context.test_draws:
+            log(f"{run_label(identity)}: scored on {scored.get('draws', 1)} test-time draw(s), not "
+                f"--test-draws {context.test_draws}; --force trains and scores it again")
         (folder / RESUME_FILE).unlink(missing_ok=True)  # an orphan: killed after its result was written
         if context.write_index:  # the index is a cache of the files: a missing or stale row is written
             index.sync_result(context.out, folder / results.RESULT_FILE, previous)
