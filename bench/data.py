@@ -30,6 +30,7 @@ from bench.dataset import Dataset, ImageRef
 from bench.errors import BenchError
 from bench.method import Batch
 from bench.progress import progress_bar
+from bench.store.digest import seal, verify
 from bench.store.results import atomic_write, clean_orphans
 
 ENV_DATA = "COLORBENCH_DATA"
@@ -207,6 +208,9 @@ def _read_entry(path: Path, expected: dict) -> tuple[tuple | None, str]:
         return None, "unreadable"
     if not isinstance(stored, dict):
         return None, "unreadable"
+    damaged = verify(stored)
+    if damaged:
+        return None, f"not usable: {damaged}"
     if stored.get("version") != expected["version"]:
         return None, "from another preprocessing version"
     if stored.get("source") != expected["source"]:
@@ -221,7 +225,7 @@ def _read_entry(path: Path, expected: dict) -> tuple[tuple | None, str]:
 
 
 def _write_entry(path: Path, expected: dict, image_set: ImageSet, log) -> None:
-    payload = expected | {"images": image_set.images, "names": image_set.names, "dropped": image_set.dropped}
+    payload = seal(expected | {"images": image_set.images, "names": image_set.names, "dropped": image_set.dropped})
     try:
         clean_orphans(path.parent)  # temporary files of a process that died mid-write
         atomic_write(path, lambda tmp: torch.save(payload, tmp))

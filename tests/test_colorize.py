@@ -17,6 +17,7 @@ from skimage.color import rgb2lab
 
 from bench import registry
 from bench.color import float_to_uint8, normalized_lab_to_rgb, rgb_to_normalized_lab
+from bench.store.digest import DIGEST_KEY, seal
 from bench.engine.checkpoint import FORMAT, load_checkpoint, save_checkpoint
 from bench.errors import BenchError
 from bench.inference import Photo, colorize_photo, read_photo, upsample_rows
@@ -281,9 +282,11 @@ def test_read_photo_names_the_file(tmp_path):
 
 # -- checkpoints ----------------------------------------------------------------------------------
 def _edited(checkpoint: Path, edit) -> dict:
+    """The checkpoint's payload, edited and sealed again: well-formed bytes whose content is wrong (damaged bytes
+    are another test's, in test_store_digests.py)."""
     payload = torch.load(checkpoint, weights_only=True)
     edit(payload)
-    return payload
+    return seal(payload) if isinstance(payload, dict) and DIGEST_KEY in payload else payload
 
 
 def _other_method_state(payload):

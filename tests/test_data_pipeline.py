@@ -14,6 +14,7 @@ import torch
 from PIL import Image, ImageOps
 
 from bench import data
+from bench.store.digest import seal
 from bench.data import BatchSampler, decode, load_split
 from bench.dataset import Dataset, ImageRef
 from bench.errors import BenchError
@@ -164,8 +165,9 @@ def test_embedded_images_are_checked_by_their_fingerprint_or_else_their_names(tm
 
 
 def rewrite_entry(path, **changes):
+    """Well-formed, sealed again, with other content (garbled bytes: test_store_digests.py)."""
     stored = torch.load(path, weights_only=True)
-    torch.save(stored | changes, path)
+    torch.save(seal(stored | changes), path)
 
 
 @pytest.mark.parametrize("damage, reason", [

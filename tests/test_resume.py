@@ -181,3 +181,32 @@ def test_orphan_temp_files_of_dead_processes_are_cleaned(tmp_path):
     mine.write_text("{}")
     assert clean_orphans(tmp_path) == [orphan]
     assert not orphan.exists() and mine.exists()
+
+
+def test_a_crash_while_scoring_resumes_at_scoring_with_the_same_numbers(run_cli, tmp_path, monkeypatch):
+    """The trained state is saved before scoring starts (issue 17, item 6): a run killed while scoring is not
+    trained again, and scores what an uncrashed run scores."""
+    from bench.engine import execute
+
+    args = ("run", "--methods", "pix2pix", "--dataset", "sample", "--size", "32", "--budget", "4steps", "--seeds", "1",
+            "--device", "cpu", "--metrics", "psnr", "-o", "ngf=4", "-o", "ndf=4", "--json")
+    code, stdout, _ = run_cli(*args, "--out", tmp_path / "whole")
+    assert code == 0
+    (whole,) = json.loads(stdout)
+    score = execute.score_method
+
+    def dies_while_scoring(*a, **k):  # a kill once scoring has begun
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(execute, "score_method", dies_while_scoring)
+    assert run_cli(*args, "--out", tmp_path / "crashed")[0] == 130
+    (folder,) = find_runs(tmp_path / "crashed", "sample", "pix2pix", 0)
+    assert (folder / "resume.pt").is_file() and not (folder / RESULT_FILE).exists()
+    monkeypatch.setattr(execute, "score_method", score)
+    trained = []
+    monkeypatch.setattr(execute, "train", lambda *a, **k: trained.append(1))
+    code, stdout, err = run_cli(*args, "--out", tmp_path / "crashed")
+    (again,) = json.loads(stdout)
+    assert code == 0 and not trained and again["action"] == "resumed at scoring (trained 4 steps)"
+    assert again["metrics"] == whole["metrics"]
+    assert not (folder / "resume.pt").exists()  # gone with the result

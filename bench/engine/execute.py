@@ -245,7 +245,8 @@ def _execute_run(identity: RunIdentity, context: RunContext, world: World) -> di
         record = None
         if resuming:
             record = load_resume(resume_path, identity.run_key, method, sampler)
-            action = f"resumed at step {record.steps}"
+            action = (f"resumed at scoring (trained {record.steps} steps)" if record.trained
+                      else f"resumed at step {record.steps}")
         log(f"{label}: {action}" + ("" if record is None else f" ({record.seconds:.1f} s of the budget used)"))
         probed = probe(method, sampler, precision=identity.precision, compile_mode=context.compile_mode)
         _check_init(identity.method, built, probed)
@@ -257,10 +258,14 @@ def _execute_run(identity: RunIdentity, context: RunContext, world: World) -> di
             if world.is_main:
                 save_resume(resume_path, identity.run_key, method, sampler, state)
 
-        with parallelize(method, world):
-            record = train(method, sampler, budget, label=f"train {label}", record=record,
-                           precision=identity.precision, on_checkpoint=checkpoint,
-                           checkpoint_every=context.checkpoint_every, should_stop=context.should_stop, world=world)
+        if record is None or not record.trained:
+            with parallelize(method, world):
+                record = train(method, sampler, budget, label=f"train {label}", record=record,
+                               precision=identity.precision, on_checkpoint=checkpoint,
+                               checkpoint_every=context.checkpoint_every, should_stop=context.should_stop,
+                               world=world)
+            record.trained = True
+            checkpoint(record)  # a crash while scoring resumes here, not at step 0 (removed with the result)
         wall_s = record.seconds / world.size  # the clock counts GPU-seconds
         result["budget"].update(_what_it_got(record, context, probed, world))
         if budget is not context.budget:  # a compute budget, resolved for this method before training

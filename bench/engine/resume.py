@@ -19,10 +19,12 @@ import torch
 from bench.engine.training import TrainingRecord
 from bench.errors import BenchError
 from bench.method import Method
-from bench.store.results import atomic_write
+from bench.store.digest import DIGEST_KEY, seal, verify
+from bench.store.results import atomic_write, warn
 
 RESUME_FILE = "resume.pt"
 FORMAT = "colorbench-resume-1"
+FRESH_HINT = "run the same command with --fresh to start this run over"
 
 
 def _numpy_state() -> dict:
@@ -46,6 +48,7 @@ def save_resume(path: Path, run_key: str, method: Method, sampler, record: Train
         "python_rng": random.getstate(),
         "numpy_rng": _numpy_state(),
     }
+    payload = seal(payload)  # verified on load
     atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
 
@@ -54,9 +57,14 @@ def load_resume(path: Path, run_key: str, method: Method, sampler) -> TrainingRe
     try:
         payload = torch.load(path, map_location=method.device, weights_only=True)
     except Exception as error:
-        raise BenchError(f"{path}: unreadable resume state ({type(error).__name__})") from None
+        raise BenchError(f"{path}: unreadable resume state ({type(error).__name__}); {FRESH_HINT}") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise BenchError(f"{path}: not a colorbench resume state (expected format {FORMAT})")
+        raise BenchError(f"{path}: not a colorbench resume state (expected format {FORMAT}); {FRESH_HINT}")
+    damaged = verify(payload)
+    if damaged and DIGEST_KEY in payload:
+        raise BenchError(f"{path}: damaged resume state: {damaged}; {FRESH_HINT}")
+    if damaged:
+        warn(f"{path}: {damaged}, so it cannot be verified; resuming from it as it is")
     if payload.get("run_key") != run_key:
         raise BenchError(f"{path}: resume state of another run ({payload.get('run_key')}, expected {run_key})")
     method.load_state_dict(payload["method"], restore_training=True)

@@ -61,6 +61,7 @@ class TrainingRecord:
     images: int = 0
     # One entry per step: (step, seconds so far, {loss name: value}).
     log: list = field(default_factory=list)
+    trained: bool = False  # the budget is spent: a run resumed from this record goes straight to scoring
 
     def history(self, points: int = HISTORY_POINTS) -> dict:
         """Loss curves averaged into at most ``points`` bins: {"step", "time", "losses"}."""
@@ -80,13 +81,13 @@ class TrainingRecord:
 
     def state_dict(self) -> dict:
         """Plain lists and numbers only, so it loads with ``weights_only=True``."""
-        return {"steps": self.steps, "seconds": self.seconds, "images": self.images,
+        return {"steps": self.steps, "seconds": self.seconds, "images": self.images, "trained": self.trained,
                 "log": [[step, seconds, dict(losses)] for step, seconds, losses in self.log]}
 
     @classmethod
     def from_state(cls, state: dict) -> "TrainingRecord":
         return cls(int(state["steps"]), float(state["seconds"]), int(state["images"]),
-                   [(int(s), float(t), dict(losses)) for s, t, losses in state["log"]])
+                   [(int(s), float(t), dict(losses)) for s, t, losses in state["log"]], bool(state.get("trained")))
 
 
 def autocast(device: torch.device, precision: str):

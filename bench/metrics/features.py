@@ -21,6 +21,8 @@ import numpy as np
 import torch
 
 from bench.store import safe_name
+from bench.store.digest import seal, verify
+from bench.store.results import atomic_write, warn
 
 CACHE_VERSION = 2  # 2: the device fingerprint (version 1 hashed the bytes on the host)
 _WEIGHT_SEED, _WEIGHT_LIMIT = 20240917, 1 << 24
@@ -90,20 +92,24 @@ class PairedFeatures:
         self.cached = self._read_cache()
 
     def _read_cache(self) -> dict | None:
+        """The cached real-set features, verified against their digest; a damaged entry is said and rebuilt."""
         if self.cache_path is None or not self.cache_path.is_file():
             return None
         try:
-            return torch.load(self.cache_path, map_location="cpu", weights_only=True)
+            cached = torch.load(self.cache_path, map_location="cpu", weights_only=True)
         except Exception:
-            return None  # a broken entry is recomputed
+            cached = None
+        damaged = verify(cached) if isinstance(cached, dict) else "unreadable"
+        if damaged:
+            warn(f"cached reference features {self.cache_path}: {damaged}; computing them again")
+            return None
+        return cached
 
     def _write_cache(self, features: torch.Tensor, fingerprint: str) -> None:
+        # float32 is lossless: the networks' outputs are float32.
+        payload = seal({"features": features.float(), "fingerprint": fingerprint})
         try:
-            self.cache_path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.cache_path.with_suffix(".tmp")
-            # float32 is lossless: the networks' outputs are float32.
-            torch.save({"features": features.float(), "fingerprint": fingerprint}, tmp)
-            tmp.replace(self.cache_path)
+            atomic_write(self.cache_path, lambda tmp: torch.save(payload, tmp))
         except OSError:
             pass  # a cache that cannot be written only costs time next run
 
