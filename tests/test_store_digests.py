@@ -110,6 +110,6 @@ def test_a_damaged_resume_state_fails_its_run_and_suggests_fresh(run_cli, tmp_pa
     code, stdout, _ = run_cli("run", "--methods", "unet-l2", *TINY, "--out", out, "--json")
     (printed,) = json.loads(stdout)
     assert code == 3 and printed["status"] == "failed"
-    assert "damaged resume state" in printed["error"] and "--fresh" in printed["error"]
+    assert "resume.pt is damaged" in printed["error"] and "--fresh" in printed["error"]
     code, stdout, _ = run_cli("run", "--methods", "unet-l2", *TINY, "--out", out, "--json", "--fresh")
     assert code == 0 and json.loads(stdout)[0]["status"] == "ok"

@@ -10,8 +10,8 @@ import torch
 from bench import __version__, registry
 from bench.errors import BenchError
 from bench.method import Method, MethodContext
-from bench.store.digest import DIGEST_KEY, seal, verify
-from bench.store.results import atomic_write, warn
+from bench.store.digest import check_sealed, seal
+from bench.store.results import atomic_write
 
 FORMAT = "colorbench-checkpoint-1"
 EXPECTED = f"a colorbench checkpoint ({FORMAT}, the checkpoint.pt `bench run` writes)"
@@ -153,8 +153,4 @@ def _check_metadata(path: Path, payload) -> None:
     for name, (valid, expected) in FIELDS.items():
         if not valid(payload[name]):
             raise BenchError(f"checkpoint {path}: {name} is {_short(payload[name])}, expected {expected}")
-    damaged = verify(payload)
-    if damaged and DIGEST_KEY in payload:
-        raise BenchError(f"checkpoint {path} is damaged: {damaged}; its weights are not used")
-    if damaged:
-        warn(f"checkpoint {path}: {damaged}, so it cannot be verified; loading it as it is")
+    check_sealed(payload, f"checkpoint {path}", "its weights are not used")

@@ -19,8 +19,8 @@ import torch
 from bench.engine.training import TrainingRecord
 from bench.errors import BenchError
 from bench.method import Method
-from bench.store.digest import DIGEST_KEY, seal, verify
-from bench.store.results import atomic_write, warn
+from bench.store.digest import check_sealed, seal
+from bench.store.results import atomic_write
 
 RESUME_FILE = "resume.pt"
 FORMAT = "colorbench-resume-1"
@@ -60,11 +60,7 @@ def load_resume(path: Path, run_key: str, method: Method, sampler) -> TrainingRe
         raise BenchError(f"{path}: unreadable resume state ({type(error).__name__}); {FRESH_HINT}") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise BenchError(f"{path}: not a colorbench resume state (expected format {FORMAT}); {FRESH_HINT}")
-    damaged = verify(payload)
-    if damaged and DIGEST_KEY in payload:
-        raise BenchError(f"{path}: damaged resume state: {damaged}; {FRESH_HINT}")
-    if damaged:
-        warn(f"{path}: {damaged}, so it cannot be verified; resuming from it as it is")
+    check_sealed(payload, f"resume state {path}", FRESH_HINT)
     if payload.get("run_key") != run_key:
         raise BenchError(f"{path}: resume state of another run ({payload.get('run_key')}, expected {run_key})")
     method.load_state_dict(payload["method"], restore_training=True)

@@ -14,6 +14,9 @@ import hashlib
 
 import torch
 
+from bench.errors import BenchError
+from bench.store.results import warn
+
 DIGEST_KEY = "sha256"
 
 
@@ -59,3 +62,13 @@ def verify(payload: dict) -> str | None:
     if content_digest({k: v for k, v in payload.items() if k != DIGEST_KEY}) != stored:
         return "its content does not match its digest (damaged bytes)"
     return None
+
+
+def check_sealed(payload: dict, what: str, refusal: str) -> None:
+    """Refuse a damaged payload: ``BenchError(f"{what} is damaged: <why>; {refusal}")``. One written before
+    digests existed is used as it is, with a one-line warning (refusing it would lose the user's work)."""
+    damaged = verify(payload)
+    if damaged and DIGEST_KEY in payload:
+        raise BenchError(f"{what} is damaged: {damaged}; {refusal}")
+    if damaged:
+        warn(f"{what}: {damaged}, so it cannot be verified; using it as it is")
