@@ -29,7 +29,7 @@ from bench.duplicates import check_duplicates
 from bench.engine.budget import Budget
 from bench.engine.distributed import World, check_supported
 from bench.engine.probe import COMPILE_MODES
-from bench.engine.execute import RunContext
+from bench.engine.context import RunContext
 from bench.engine.training import PRECISIONS
 from bench.environment import device_name
 from bench.errors import BenchError

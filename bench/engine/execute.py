@@ -17,23 +17,21 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-import shutil
 import time
 import traceback
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from bench import registry
-from bench.data import BatchSampler, ImageSet
-from bench.engine.budget import Budget
+from bench.data import BatchSampler
 from bench.engine.checkpoint import save_checkpoint
 from bench.engine.distributed import World, check_supported, parallelize
 from bench.engine.probe import probe, utilisation
 from bench.engine.resume import RESUME_FILE, load_resume, save_resume
+from bench.engine.context import RunContext
+from bench.engine.run_folder import CHECKPOINT_FILE, finished_result, prepare_folder, run_label, write_run
 from bench.engine.scoring import score_method
 from bench.engine.training import Interrupted, train
 from bench.environment import device_name, environment
@@ -43,44 +41,10 @@ from bench.progress import log
 from bench.store import index, results
 from bench.store.identity import RunIdentity, hardware_class
 
-CHECKPOINT_FILE = "checkpoint.pt"
-
-
-@dataclass
-class RunContext:
-    """What the runs of one process share: data decoded once, metrics, weights, settings."""
-
-    dataset: object  # bench.dataset.Dataset
-    size: int
-    train_set: ImageSet
-    test_set: ImageSet
-    weights: object  # bench.weights.WeightStore
-    metric_context: object  # bench.metric.MetricContext
-    metric_names: list[str]
-    device: torch.device
-    budget: Budget
-    out: Path
-    eval_batch_size: int = 32
-    test_draws: int = 1  # test-time draws scored for a method random at test time (draw 0 is the ranked one)
-    samples: int = 8
-    checkpoint_every: float = 300.0
-    force: bool = False
-    fresh: bool = False
-    compile_mode: str | None = None  # torch.compile mode for every method's networks (None: eager)
-    should_stop: object = field(default=lambda: False)
-    write_index: bool = True  # False in a launcher's workers: the driver indexes what they return
-    world: World = field(default_factory=World)  # the ranks of a torchrun run (one process: World())
-    device_label: str | None = None  # the device's name when this process does not train (Ray's driver)
-
-
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def run_label(identity: RunIdentity) -> str:
-    return f"{identity.method} seed {identity.seed}"
 
 
 def _header(identity: RunIdentity, context: RunContext, environment_info: dict | None = None) -> dict:
@@ -153,47 +117,6 @@ def _what_it_got(record, context: RunContext, probed: dict, world: World) -> dic
             "epochs": record.images / len(context.train_set)}
 
 
-def _clear(folder: Path, context: RunContext) -> None:
-    """--force: the previous result of this run goes (said in the log), with its index row."""
-    for name in (results.RESULT_FILE, CHECKPOINT_FILE, RESUME_FILE):
-        (folder / name).unlink(missing_ok=True)
-    shutil.rmtree(folder / "samples", ignore_errors=True)
-    if context.write_index:  # else the driver replaces the row with the new result
-        index.remove(context.out, folder)
-
-
-def _finished(identity: RunIdentity, folder: Path) -> dict | None:
-    """The run's finished result in its folder (status ok, same run key), or None."""
-    try:
-        previous = results.read_result(folder)
-    except BenchError as error:  # a damaged result.json is redone, and said so
-        log(f"{run_label(identity)}: {error}; running it again")
-        return None
-    if previous and previous.get("status") == "ok" and previous.get("run_key") == identity.run_key:
-        return previous
-    return None
-
-
-SKIPPED = "skipped (already done)"
-
-
-def skip_finished(identity: RunIdentity, context: RunContext) -> dict | None:
-    """The result of a finished run that is to be skipped (no --force), said in the log; else None."""
-    folder = identity.folder(context.out)
-    previous = None if context.force else _finished(identity, folder)
-    if previous is not None:
-        log(f"{run_label(identity)}: already done in {folder} (skipped; --force runs it again)")
-        scored = previous.get("test_time") or {}
-        if scored.get("random") and scored.get("draws", 1) < context.test_draws:
-            log(f"{run_label(identity)}: scored on {scored.get('draws', 1)} test-time draw(s), not "
-                f"--test-draws {context.test_draws}; --force trains and scores it again")
-        (folder / RESUME_FILE).unlink(missing_ok=True)  # an orphan: killed after its result was written
-        if context.write_index:  # the index is a cache of the files: a missing or stale row is written
-            index.sync_result(context.out, folder / results.RESULT_FILE, previous)
-        return previous | {"_action": SKIPPED}
-    return None
-
-
 def execute_run(identity: RunIdentity, context: RunContext) -> dict:
     """Run (or skip, or resume) one run; returns its result (``_action`` says which)."""
     result = _execute_run(identity, context, context.world)
@@ -201,27 +124,10 @@ def execute_run(identity: RunIdentity, context: RunContext) -> dict:
     return result
 
 
-def _prepare_folder(identity: RunIdentity, context: RunContext) -> dict | None:
-    """Rank 0's part before a run: stale temp files, skip, --force, --fresh. The skipped result, or None."""
-    folder, label = identity.folder(context.out), run_label(identity)
-    results.clean_orphans(folder)
-    skipped = skip_finished(identity, context)
-    if skipped is not None:
-        return skipped
-    if context.force and _finished(identity, folder) is not None:
-        log(f"{label}: replacing the finished run in {folder} (--force)")
-        _clear(folder, context)
-    resume_path = folder / RESUME_FILE
-    if context.fresh and resume_path.exists():
-        log(f"{label}: --fresh: discarding the resume state in {folder}")
-        resume_path.unlink()
-    return None
-
-
 def _execute_run(identity: RunIdentity, context: RunContext, world: World) -> dict:
     folder = identity.folder(context.out)
     label = run_label(identity)
-    skipped = world.broadcast(_prepare_folder(identity, context) if world.is_main else None)
+    skipped = world.broadcast(prepare_folder(identity, context) if world.is_main else None)
     if skipped is not None:
         return skipped
     resume_path = folder / RESUME_FILE
@@ -308,20 +214,12 @@ def _execute_run(identity: RunIdentity, context: RunContext, world: World) -> di
                       metrics={}, metric_details={})
         result.pop("per_image", None)
         if world.distributed:  # the other ranks may be waiting in a collective: torchrun ends them all
-            _write(result, context, folder, world)
+            write_run(result, context, folder, world)
             raise
     if result["status"] != "ok":
         log(f"{label}: {result['status']}: {result['error']}")
-    _write(result, context, folder, world)
+    write_run(result, context, folder, world)
     return result | {"_action": action}
-
-
-def _write(result: dict, context: RunContext, folder: Path, world: World) -> None:
-    if not world.is_main:
-        return
-    results.write_result(context.out, folder, result, index=context.write_index)
-    if result["status"] == "ok":
-        (folder / RESUME_FILE).unlink(missing_ok=True)
 
 
 def record_failure(identity: RunIdentity, context: RunContext, error: str) -> dict:
@@ -332,7 +230,7 @@ def record_failure(identity: RunIdentity, context: RunContext, error: str) -> di
     the same command again resumes it.
     """
     folder = identity.folder(context.out)
-    finished = _finished(identity, folder)
+    finished = finished_result(identity, folder)
     if finished is not None:
         if context.write_index:
             index.index_result(context.out, folder / results.RESULT_FILE, finished)

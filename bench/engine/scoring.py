@@ -9,7 +9,6 @@ import math
 import statistics
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 from PIL import Image
@@ -17,15 +16,13 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from bench.color import float_to_uint8, normalized_lab_to_rgb, rgb_to_normalized_lab, uint8_to_float
 from bench.data import ImageSet
+from bench.engine.context import RunContext
 from bench.engine.training import Diverged
 from bench.environment import environment
 from bench.evaluate import build_metrics, evaluate
 from bench.inference import colorize_seeded, gray_uint8, sample_indices
 from bench.store import results
 from bench.store.identity import ReferenceIdentity, safe_name
-
-if TYPE_CHECKING:
-    from bench.engine.execute import RunContext
 
 
 def _colorized(method, images: torch.Tensor, batch_size: int, device, keep: dict, bad: list, seconds: list,

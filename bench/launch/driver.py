@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
-from bench.engine.execute import RunContext, record_failure, skip_finished
+from bench.engine.context import RunContext
+from bench.engine.execute import record_failure
+from bench.engine.run_folder import skip_finished
 from bench.engine.scoring import REFERENCES
 from bench.errors import BenchError
 from bench.launch.worker import Job

@@ -15,7 +15,9 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from bench.engine.execute import RunContext, execute_run, run_label
+from bench.engine.context import RunContext
+from bench.engine.execute import execute_run
+from bench.engine.run_folder import run_label
 from bench.engine.scoring import REFERENCES, execute_reference
 from bench.engine.training import Interrupted
 from bench.environment import device_name
