@@ -126,7 +126,8 @@ EXIT_STATUSES = f"""\
 exit status:
   0   every run finished ok (runs skipped as unavailable here, e.g. missing pretrained weights, say why)
   {EXIT_NOT_ALL_DONE}   a run failed, diverged or was interrupted, or none finished ok: its result.json says why,
-      the other runs are kept; running the same command again redoes (or resumes) only those
+      the other runs are kept; running the same command again redoes (or resumes) only those; or a run
+      was locked by another process that is running it (not run here)
   2   a one-line error: bad input, nothing trained; or stopped by SIGTERM / Ctrl-C (run it again to resume)
   130 stopped at once (a second Ctrl-C)
 """
@@ -134,7 +135,7 @@ exit status:
 
 def exit_status(results: list[dict]) -> int:
     """0 when every run finished ok (or was skipped as unavailable), else EXIT_NOT_ALL_DONE."""
-    if any(r["status"] in ("failed", "interrupted") for r in results) or not any(r["status"] == "ok" for r in results):
+    if any(r["status"] in ("failed", "interrupted", "locked") for r in results) or not any(r["status"] == "ok" for r in results):
         return EXIT_NOT_ALL_DONE
     return 0
 

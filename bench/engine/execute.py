@@ -15,6 +15,7 @@ of the test split; rank 0 takes the decisions (skip, resume), scores and writes 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import random
 import time
@@ -39,6 +40,7 @@ from bench.errors import BenchError, Unavailable
 from bench.method import MethodContext
 from bench.progress import log
 from bench.store import index, results
+from bench.store.lock import RunLocked, run_lock
 from bench.store.identity import RunIdentity, hardware_class
 
 def seed_everything(seed: int) -> None:
@@ -124,13 +126,33 @@ def execute_run(identity: RunIdentity, context: RunContext) -> dict:
     return result
 
 
+LOCKED = "locked"
+
+
 def _execute_run(identity: RunIdentity, context: RunContext, world: World) -> dict:
-    folder = identity.folder(context.out)
+    """Rank 0 holds the run folder's lock (``bench.store.lock``) from the skip decision to the written result;
+    a run another live process holds is not run here (status ``locked``, nothing written)."""
+    with contextlib.ExitStack() as held:
+        locked = None
+        if world.is_main:
+            try:
+                held.enter_context(run_lock(identity.folder(context.out)))
+            except RunLocked as error:
+                locked = _header(identity, context) | {
+                    "status": LOCKED, "error": f"{error}, which is running it (not run here)", "_action": LOCKED}
+                log(f"{run_label(identity)}: {locked['error']}")
+        locked = world.broadcast(locked)
+        if locked is not None:
+            return locked
+        return _execute_locked(identity, context, world)
+
+
+def _execute_locked(identity: RunIdentity, context: RunContext, world: World) -> dict:
     label = run_label(identity)
-    skipped = world.broadcast(prepare_folder(identity, context) if world.is_main else None)
+    skipped, folder = world.broadcast(prepare_folder(identity, context) if world.is_main else None)
     if skipped is not None:
         return skipped
-    resume_path = folder / RESUME_FILE
+    resume_path = folder / RESUME_FILE  # folder: the run's own, or its --force replacement's (run_folder)
     resuming = world.broadcast(resume_path.exists())
 
     result = _header(identity, context)
@@ -200,9 +222,9 @@ def _execute_run(identity: RunIdentity, context: RunContext, world: World) -> di
         result.update(status="interrupted", error=f"interrupted: {stop} (resume with the same command)")
         if stop.record is not None:  # what it had trained when it stopped
             result["budget"].update(_what_it_got(stop.record, context, probed, world))
-        if world.is_main:
-            results.write_result(context.out, folder, result, index=context.write_index)
+        write_run(result, context, identity, folder, world)
         log(f"{label}: {result['error']}")
+        stop.result = result
         raise
     except Unavailable as error:
         result.update(status="skipped", error=str(error))
@@ -214,11 +236,11 @@ def _execute_run(identity: RunIdentity, context: RunContext, world: World) -> di
                       metrics={}, metric_details={})
         result.pop("per_image", None)
         if world.distributed:  # the other ranks may be waiting in a collective: torchrun ends them all
-            write_run(result, context, folder, world)
+            write_run(result, context, identity, folder, world)
             raise
     if result["status"] != "ok":
         log(f"{label}: {result['status']}: {result['error']}")
-    write_run(result, context, folder, world)
+    write_run(result, context, identity, folder, world)
     return result | {"_action": action}
 
 

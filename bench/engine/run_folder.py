@@ -1,5 +1,7 @@
 """A run's folder before and after the run: stale files, skip when finished, --force, --fresh, the write.
 
+``--force`` never deletes first: the replacement trains beside the finished run and is swapped in whole.
+
 ``result.json`` is written after the files it describes and the index row after it; ``resume.pt`` goes
 once the result is written.
 """
@@ -18,19 +20,11 @@ from bench.store import index, results
 from bench.store.identity import RunIdentity
 
 CHECKPOINT_FILE = "checkpoint.pt"
+REPLACEMENT_SUFFIX = ".replacement"
 
 
 def run_label(identity: RunIdentity) -> str:
     return f"{identity.method} seed {identity.seed}"
-
-
-def clear_run(folder: Path, context: RunContext) -> None:
-    """--force: the previous result of this run goes (said in the log), with its index row."""
-    for name in (results.RESULT_FILE, CHECKPOINT_FILE, RESUME_FILE):
-        (folder / name).unlink(missing_ok=True)
-    shutil.rmtree(folder / "samples", ignore_errors=True)
-    if context.write_index:  # else the driver replaces the row with the new result
-        index.remove(context.out, folder)
 
 
 def finished_result(identity: RunIdentity, folder: Path) -> dict | None:
@@ -65,26 +59,64 @@ def skip_finished(identity: RunIdentity, context: RunContext) -> dict | None:
     return None
 
 
-def prepare_folder(identity: RunIdentity, context: RunContext) -> dict | None:
-    """Rank 0's part before a run: stale temp files, skip, --force, --fresh. The skipped result, or None."""
+def replacement_folder(folder: Path) -> Path:
+    """Where ``--force`` trains a finished run's replacement: beside it, hidden, swapped in when complete."""
+    return folder.with_name(f".{folder.name}{REPLACEMENT_SUFFIX}")
+
+
+def prepare_folder(identity: RunIdentity, context: RunContext) -> tuple[dict | None, Path]:
+    """Rank 0's part before a run, under its lock: a swap a kill cut short undone, stale temp files, skip,
+    --force, --fresh. Returns (the skipped result or None, the folder the run works in).
+
+    ``--force`` on a finished run works in :func:`replacement_folder`: the finished result, checkpoint,
+    samples and index row stay as they are until the replacement is complete (``write_run`` swaps it in).
+    A replacement that a kill or a stop cut short is continued by the next ``--force``.
+    """
     folder, label = identity.folder(context.out), run_label(identity)
+    results.recover_folder(folder)
     results.clean_orphans(folder)
+    replacement = replacement_folder(folder)
     skipped = skip_finished(identity, context)
     if skipped is not None:
-        return skipped
+        if replacement.exists():
+            log(f"{label}: an unfinished --force replacement is in {replacement} (--force continues it)")
+        return skipped, folder
+    work = folder
     if context.force and finished_result(identity, folder) is not None:
-        log(f"{label}: replacing the finished run in {folder} (--force)")
-        clear_run(folder, context)
-    resume_path = folder / RESUME_FILE
+        work = replacement
+        log(f"{label}: --force: training a replacement beside the finished run in {folder}; the finished run "
+            "stays until the replacement is complete")
+        results.clean_orphans(work)
+    elif replacement.exists():  # the run it was to replace is gone or unfinished: nothing to swap it in for
+        shutil.rmtree(replacement, ignore_errors=True)
+    resume_path = work / RESUME_FILE
     if context.fresh and resume_path.exists():
-        log(f"{label}: --fresh: discarding the resume state in {folder}")
+        log(f"{label}: --fresh: discarding the resume state in {work}")
         resume_path.unlink()
-    return None
+    return None, work
 
 
-def write_run(result: dict, context: RunContext, folder: Path, world: World) -> None:
+def write_run(result: dict, context: RunContext, identity: RunIdentity, work: Path, world: World) -> None:
+    """Rank 0 writes the run's result (and its index row, unless a launcher's driver does). A ``--force``
+    replacement (``work`` beside the run's folder) is swapped in only when it finished ``ok``; otherwise the
+    finished run stays and the replacement is dropped (kept, to continue, when it was interrupted)."""
     if not world.is_main:
         return
-    results.write_result(context.out, folder, result, index=context.write_index)
-    if result["status"] == "ok":
-        (folder / RESUME_FILE).unlink(missing_ok=True)
+    folder, label = identity.folder(context.out), run_label(identity)
+    if work == folder:
+        results.write_result(context.out, folder, result, index=context.write_index)
+        if result["status"] == "ok":
+            (folder / RESUME_FILE).unlink(missing_ok=True)
+        return
+    if result["status"] != "ok":
+        if result["status"] != "interrupted":
+            shutil.rmtree(work, ignore_errors=True)
+        log(f"{label}: the --force replacement {result['status']}; the finished run in {folder} is kept as it was"
+            + ("; --force continues the replacement" if result["status"] == "interrupted" else ""))
+        return
+    (work / RESUME_FILE).unlink(missing_ok=True)
+    results.write_result(context.out, work, result, index=False)
+    results.replace_folder(work, folder)
+    if context.write_index:
+        index.index_result(context.out, folder / results.RESULT_FILE, result)
+    log(f"{label}: replaced the finished run in {folder} (--force)")

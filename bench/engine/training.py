@@ -47,6 +47,7 @@ class Interrupted(Exception):
     def __init__(self, message: str, record: "TrainingRecord | None" = None):
         super().__init__(message)
         self.record = record
+        self.result: dict | None = None  # the run's result as written, set by the harness on its way up
 
 
 def synchronize(device: torch.device) -> None:

@@ -20,7 +20,7 @@ from bench.launch.worker import Job
 from bench.progress import console, is_quiet, log
 from bench.store import results
 from bench.store.identity import ReferenceIdentity
-from bench.store.index import index_result
+from bench.store.index import index_result, sync_result
 
 OVERALL = "runs"
 
@@ -91,8 +91,11 @@ class Driver:
             for reference, row in zip(REFERENCES, result):
                 folder = ReferenceIdentity(self.context.dataset.name, options, self.context.size, reference).folder(out)
                 index_result(out, folder / results.RESULT_FILE, row)
-        else:
-            index_result(out, job.identity.folder(out) / results.RESULT_FILE, result)
+        else:  # the index caches the file: a run not written here (locked, a --force replacement that failed)
+            path = job.identity.folder(out) / results.RESULT_FILE  # leaves the row of what is on disk
+            written = results.read_result(path)
+            if written is not None:
+                sync_result(out, path, written)
             self.results[job.key] = result
             action = "" if result["_action"] == result["status"] else f"{result['_action']} -> "
             log(f"{job.label}: {action}{results.status_text(result)}")

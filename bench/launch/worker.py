@@ -123,8 +123,8 @@ def run_job(config, job: Job, *, device: torch.device | None = None, threads: in
                              "run a grid on one kind of device (or a Ray cluster of one GPU model)")
         try:
             return execute_run(job.identity, context)
-        except Interrupted:  # its state is saved and its result.json says so
-            return results.read_result(job.identity.folder(context.out)) | {"_action": "interrupted"}
+        except Interrupted as stop:  # its state is saved and its result says so
+            return (stop.result or results.read_result(job.identity.folder(context.out))) | {"_action": "interrupted"}
     finally:
         set_reporter(None)
         heartbeat.close()

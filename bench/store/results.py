@@ -161,7 +161,7 @@ def _asides(target: Path) -> list[Path]:
     return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
 
 
-def _recover_folder(target: Path) -> None:
+def recover_folder(target: Path) -> None:
     """Undo what a process killed in ``atomic_folder`` left beside ``target``: its half-built folder goes; a
     previous version it had renamed aside (killed between the two renames) comes back."""
     clean_orphans(target.parent, recursive=False)
@@ -171,6 +171,12 @@ def _recover_folder(target: Path) -> None:
         warn(f"{target}: put back the previous version, which an interrupted update had left aside")
     for aside in asides:
         shutil.rmtree(aside, ignore_errors=True)
+
+
+def replace_folder(new: Path, target: Path) -> None:
+    """Move the complete folder ``new`` onto ``target`` (see ``_swap_in``); a kill between its two renames is
+    undone by ``recover_folder(target)``."""
+    _swap_in(new, target, replace=True)
 
 
 def _swap_in(new: Path, target: Path, replace: bool) -> None:
@@ -206,7 +212,7 @@ def atomic_folder(target: Path, *, replace: bool = True, what: str = "folder") -
     staging = None
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        _recover_folder(target)
+        recover_folder(target)
         staging = temp_path(target)
         staging.mkdir()
         yield staging
@@ -272,7 +278,7 @@ def status_text(result: dict) -> str:
     if not error:
         return status
     error = " ".join(str(error).split())
-    return error if error.startswith(f"{status}:") else f"{status}: {error}"
+    return error if error.startswith((f"{status}:", f"{status} ")) else f"{status}: {error}"
 
 
 def write_result(out: Path, directory: Path, result: dict, index: bool = True) -> Path:
