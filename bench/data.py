@@ -30,8 +30,8 @@ from bench.dataset import Dataset, ImageRef
 from bench.errors import BenchError
 from bench.method import Batch
 from bench.progress import progress_bar
-from bench.store.digest import seal, verify
-from bench.store.results import atomic_write, clean_orphans
+from bench.store.digest import save_sealed, verify
+from bench.store.results import clean_orphans
 
 ENV_DATA = "COLORBENCH_DATA"
 ENV_CACHE = "COLORBENCH_CACHE"
@@ -225,10 +225,10 @@ def _read_entry(path: Path, expected: dict) -> tuple[tuple | None, str]:
 
 
 def _write_entry(path: Path, expected: dict, image_set: ImageSet, log) -> None:
-    payload = seal(expected | {"images": image_set.images, "names": image_set.names, "dropped": image_set.dropped})
+    payload = expected | {"images": image_set.images, "names": image_set.names, "dropped": image_set.dropped}
     try:
         clean_orphans(path.parent)  # temporary files of a process that died mid-write
-        atomic_write(path, lambda tmp: torch.save(payload, tmp))
+        save_sealed(path, payload)
     except OSError as error:  # a cache that cannot be written only costs time next run
         if log:
             log(f"cannot cache the decoded split in {path.parent} ({error.strerror or error})")

@@ -191,7 +191,8 @@ def test_a_broken_or_foreign_cache_entry_is_rebuilt(files_dataset, decode_calls,
 def test_cache_entries_are_written_atomically_under_a_per_process_name(files_dataset, monkeypatch):
     targets = []
     real_save = torch.save
-    monkeypatch.setattr(torch, "save", lambda obj, target: targets.append(Path(target)) or real_save(obj, target))
+    monkeypatch.setattr(torch, "save", lambda obj, target: targets.append(Path(getattr(target, "name", target)))
+                        or real_save(obj, target))  # a path or, written through a file object, its handle
     load_split(files_dataset, "train", 16)
     entry = data.cache_path(files_dataset, "train", 16)
     (written,) = targets

@@ -12,6 +12,7 @@ from bench.cli.manage import add_index_parser, add_list_parser, add_new_method_p
 from bench.cli.report import add_report_parser, add_score_parser
 from bench.cli.reproduce import add_reproduce_parser
 from bench.cli.run import add_run_parser
+from bench.store.results import os_reason
 from bench.cli.turing import add_turing_parser
 from bench.errors import BenchError
 
@@ -47,6 +48,10 @@ def main(argv: list[str] | None = None) -> int:
         from rich.markup import escape
 
         console.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
+        return 2
+    except OSError as error:  # a full disk, a file gone or not allowed: one line, finished results stay
+        where = f" ({error.filename})" if error.filename else ""
+        console.print(f"error: {os_reason(error)}{where}", markup=False, highlight=False, soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         console.print("interrupted")

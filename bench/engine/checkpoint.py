@@ -10,8 +10,7 @@ import torch
 from bench import __version__, registry
 from bench.errors import BenchError
 from bench.method import Method, MethodContext
-from bench.store.digest import check_sealed, seal
-from bench.store.results import atomic_write
+from bench.store.digest import check_sealed, save_sealed
 
 FORMAT = "colorbench-checkpoint-1"
 EXPECTED = f"a colorbench checkpoint ({FORMAT}, the checkpoint.pt `bench run` writes)"
@@ -46,8 +45,7 @@ def save_checkpoint(path: Path, method: Method, method_name: str, dataset: str, 
         "run_key": run_key,
         "state": method.state_dict(),
     }
-    payload = seal(payload)  # verified on load: torch.load does not notice garbled tensor bytes
-    atomic_write(path, lambda tmp: torch.save(payload, tmp))
+    save_sealed(path, payload)  # verified on load: torch.load does not notice garbled tensor bytes
 
 
 def load_checkpoint(path: Path, device="cpu", *, restore_training: bool = False) -> tuple[Method, dict]:

@@ -231,6 +231,10 @@ def _execute_locked(identity: RunIdentity, context: RunContext, world: World) ->
     except BenchError as error:  # Diverged included: failed, never scored
         result.update(status="failed", error=str(error), metrics={}, metric_details={})
         result.pop("per_image", None)
+    except OSError as error:  # a full disk: said as such, in one line
+        where = f"cannot write {error.filename}: " if error.filename else ""
+        result.update(status="failed", error=f"{where}{results.os_reason(error)}", metrics={}, metric_details={})
+        result.pop("per_image", None)
     except Exception as error:  # a failing method is recorded, and the others go on
         result.update(status="failed", error=f"{type(error).__name__}: {error}", traceback=traceback.format_exc(),
                       metrics={}, metric_details={})
@@ -239,8 +243,13 @@ def _execute_locked(identity: RunIdentity, context: RunContext, world: World) ->
             write_run(result, context, identity, folder, world)
             raise
     if result["status"] != "ok":
-        log(f"{label}: {result['status']}: {result['error']}")
-    write_run(result, context, identity, folder, world)
+        log(f"{label}: {results.status_text(result)}")
+    try:
+        write_run(result, context, identity, folder, world)
+    except OSError as error:  # e.g. the disk is full: the run is not recorded; what was finished before stays
+        unrecorded = f"its result could not be written ({results.os_reason(error)}): it runs again next time"
+        log(f"{label}: {unrecorded}")
+        result.update(status="failed", error=f"{result['error']}; {unrecorded}" if result["error"] else unrecorded)
     return result | {"_action": action}
 
 

@@ -19,8 +19,7 @@ import torch
 from bench.engine.training import TrainingRecord
 from bench.errors import BenchError
 from bench.method import Method
-from bench.store.digest import check_sealed, seal
-from bench.store.results import atomic_write
+from bench.store.digest import check_sealed, save_sealed
 
 RESUME_FILE = "resume.pt"
 FORMAT = "colorbench-resume-1"
@@ -48,8 +47,7 @@ def save_resume(path: Path, run_key: str, method: Method, sampler, record: Train
         "python_rng": random.getstate(),
         "numpy_rng": _numpy_state(),
     }
-    payload = seal(payload)  # verified on load
-    atomic_write(path, lambda tmp: torch.save(payload, tmp))
+    save_sealed(path, payload)  # verified on load
 
 
 def load_resume(path: Path, run_key: str, method: Method, sampler) -> TrainingRecord:

@@ -21,8 +21,8 @@ import numpy as np
 import torch
 
 from bench.store import safe_name
-from bench.store.digest import seal, verify
-from bench.store.results import atomic_write, warn
+from bench.store.digest import save_sealed, verify
+from bench.store.results import warn
 
 CACHE_VERSION = 2  # 2: the device fingerprint (version 1 hashed the bytes on the host)
 _WEIGHT_SEED, _WEIGHT_LIMIT = 20240917, 1 << 24
@@ -107,9 +107,8 @@ class PairedFeatures:
 
     def _write_cache(self, features: torch.Tensor, fingerprint: str) -> None:
         # float32 is lossless: the networks' outputs are float32.
-        payload = seal({"features": features.float(), "fingerprint": fingerprint})
         try:
-            atomic_write(self.cache_path, lambda tmp: torch.save(payload, tmp))
+            save_sealed(self.cache_path, {"features": features.float(), "fingerprint": fingerprint})
         except OSError:
             pass  # a cache that cannot be written only costs time next run
 

@@ -11,11 +11,12 @@ not depend on the zip layout of the torch version that wrote it.
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import torch
 
 from bench.errors import BenchError
-from bench.store.results import warn
+from bench.store.results import atomic_write, warn
 
 DIGEST_KEY = "sha256"
 
@@ -72,3 +73,14 @@ def check_sealed(payload: dict, what: str, refusal: str) -> None:
         raise BenchError(f"{what} is damaged: {damaged}; {refusal}")
     if damaged:
         warn(f"{what}: {damaged}, so it cannot be verified; using it as it is")
+
+
+def save_sealed(path: Path, payload: dict) -> Path:
+    """``torch.save`` the sealed payload to ``path`` atomically. Written through a Python file object, so a full
+    disk is an ``OSError`` (``no space left on device``, naming the file), not torch's ``unexpected pos``."""
+    sealed = seal(payload)
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as handle:
+            torch.save(sealed, handle)
+    return atomic_write(path, write)

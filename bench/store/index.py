@@ -26,8 +26,8 @@ import time
 from pathlib import Path
 
 from bench.errors import BenchError
-from bench.store.results import (INDEX_FILE, RESULT_FILE, DamagedResult, clean, load_results, read_result, temp_path,
-                                 warn)
+from bench.store.results import (INDEX_FILE, RESULT_FILE, DamagedResult, clean, load_results, os_reason, read_result,
+                                 temp_path, warn)
 
 BUSY_TIMEOUT_S = 30.0
 RETRIES = 8
@@ -186,6 +186,19 @@ def _session(out: Path, action):
             rebuild(out)
 
 
+def _update(out: Path, action):
+    """``_session`` for writing a row: the index is a cache of the result files, so a write it cannot take (a
+    full disk, a read-only folder) is said in one line and costs nothing else; ``bench index`` finds the
+    drift, ``bench index --rebuild`` repairs it. Returns the action's value, or None when it could not run."""
+    try:
+        return _session(out, action)
+    except (BenchError, OSError) as error:
+        reason = os_reason(error) if isinstance(error, OSError) else str(error)
+        warn(f"the run index was not updated ({reason}); the result files were, and `bench index --rebuild` "
+             "brings the index up to date")
+        return None
+
+
 def _scalar(value):
     """What SQLite can hold: odd values in a result (a list where a name belongs) as JSON text."""
     if value is None or isinstance(value, (str, float)):
@@ -245,7 +258,7 @@ def index_result(out: Path, path: Path, result: dict) -> None:
             with connection:  # one transaction: the run row and its metric rows together
                 _write(connection, key, result)
         _retry(transaction)
-    _session(out, write)
+    _update(out, write)
 
 
 def _read_rows(connection: sqlite3.Connection, key: str | None = None) -> tuple[dict, dict]:
@@ -285,7 +298,7 @@ def sync_result(out: Path, path: Path, result: dict) -> bool:
                 _write(connection, key, result)
         _retry(transaction)
         return True
-    return _session(out, sync)
+    return bool(_update(out, sync))
 
 
 def _result_files(out: Path) -> dict[str, tuple[Path, float]]:
@@ -392,16 +405,3 @@ def check(out: Path) -> dict:
     return {"files": len(rows), "rows": len(stored_rows), "missing": sorted(set(rows) - set(stored_rows)),
             "stale": sorted(set(stored_rows) - set(rows) - set(damaged_keys)), "differs": differs,
             "damaged": [{"path": key, "reason": reason} for key, reason in sorted(damaged_keys.items())]}
-
-
-def remove(out: Path, folder: Path) -> None:
-    """Drop a run folder's row (its result file is being replaced)."""
-    key = Path(folder).resolve().relative_to(Path(out).resolve()).as_posix()
-
-    def drop(connection):
-        def transaction():
-            with connection:
-                connection.execute("DELETE FROM runs WHERE path = ?", (key,))
-                connection.execute("DELETE FROM metrics WHERE path = ?", (key,))
-        _retry(transaction)
-    _session(out, drop)

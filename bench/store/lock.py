@@ -24,6 +24,9 @@ except ImportError:  # Windows: no flock; runs are not locked there (said in the
     fcntl = None
 
 
+HOLDER_BYTES = 256
+
+
 class RunLocked(BenchError):
     """Another live process holds the run folder: ``locked by PID N on HOST``."""
 
@@ -45,10 +48,13 @@ def run_lock(folder: Path) -> Iterator[None]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another process"
+            holder = os.pread(fd, HOLDER_BYTES, 0).decode("utf-8", "replace").strip() or "another process"
             raise RunLocked(f"locked by {holder}") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"PID {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
+        holder = f"PID {os.getpid()} on {socket.gethostname()}".encode()[:HOLDER_BYTES - 1]
+        try:  # a fixed width, written over the last holder's: no new block, so a full disk takes it too
+            os.pwrite(fd, holder.ljust(HOLDER_BYTES - 1) + b"\n", 0)
+        except OSError:
+            pass  # the lock holds all the same; only the message of another process is vaguer
         yield
     finally:
         os.close(fd)  # releases the lock; the file stays (removing it would race with a process opening it)

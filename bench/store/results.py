@@ -105,6 +105,8 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+    except OSError as error:  # named after the file it was to become, not its temporary name
+        raise OSError(error.errno, os_reason(error), str(path)) from None
     finally:
         if tmp.exists():
             tmp.unlink()
