@@ -28,6 +28,7 @@ from PIL import Image, ImageChops, ImageOps, ImageStat
 from bench.color import rgb_to_normalized_lab, uint8_to_float
 from bench.dataset import Dataset, ImageRef
 from bench.errors import BenchError
+from bench.memory import check_decode
 from bench.method import Batch
 from bench.progress import progress_bar
 from bench.store.digest import save_sealed, verify
@@ -183,6 +184,7 @@ def load_split(dataset: Dataset, split: str, size: int, *, log=None, use_cache: 
     expected = {"version": PREPROCESS_VERSION, "split": split, "size": size, "source": source_fingerprint(refs)}
     fingerprint = hashlib.sha256(json.dumps(expected, sort_keys=True).encode()).hexdigest()[:20]
     path = cache_path(dataset, split, size)
+    check_decode(label, len(refs), prepared_size(split, size))  # before the cache is read or anything decoded
     if use_cache and path.is_file():
         cached, stale = _read_entry(path, expected)
         if cached is not None:

@@ -44,7 +44,7 @@ class TinyRegression(Method):
         loss = F.mse_loss(self.net(batch.L), batch.ab)
         loss.backward()
         self.steps += 1
-        if self.steps == 2 and os.environ.get("DDP_TEST_GRADS"):  # step 1 is the harness's probe (outside DDP)
+        if self.steps == 3 and os.environ.get("DDP_TEST_GRADS"):  # steps 1-2: the probe's (memory, FLOPs), outside DDP
             rank = os.environ.get("RANK", "0")
             grads = {name: p.grad.clone() for name, p in self.nets["G"].named_parameters()}
             torch.save(grads, os.path.join(os.environ["DDP_TEST_GRADS"], f"grads-{self.options.batch_size}-rank{rank}.pt"))

@@ -4,6 +4,7 @@ Before the budget clock starts, ``probe`` runs steps on a snapshot of the method
 then restores both exactly (networks, optimisers, schedule, RNG streams, sampler position), so the
 run trains as if the probe never happened (bit-identical on the CPU, tested). It measures:
 
+- a lower bound of one training step's memory, checked against the device's (``bench.memory``);
 - FLOPs of one training step (``torch.utils.flop_counter.FlopCounterMode``, counted once, eager);
 - the data pipeline's time per batch (sampling, crop/flip, Lab), device-synchronised;
 - with ``compile``, the networks are compiled (``nn.Module.compile``: the method keeps its module
@@ -24,6 +25,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from bench.engine.training import autocast, synchronize
 from bench.errors import BenchError
+from bench.memory import check_training_step
 
 DATA_PROBE_BATCHES = 8
 COMPILE_MODES = ("default", "max-autotune-no-cudagraphs", "reduce-overhead")
@@ -70,6 +72,9 @@ def probe(method, sampler, *, precision: str = "fp32", compile_mode: str | None 
     method.train_mode()
     out = {}
     try:
+        # Before any batch of the run's size exists: a batch that cannot fit is refused in one line.
+        out["step_memory_lower_bound"] = check_training_step(method, sampler.batch_size, sampler.size,
+                                                             autocast=autocast(device, precision))
         synchronize(device)
         start = time.perf_counter()
         for _ in range(DATA_PROBE_BATCHES):
