@@ -164,3 +164,22 @@ def test_two_processes_started_together_train_each_run_once(tmp_path):
     assert trained == {f"{m} {s}": 1 for m in ("pix2pix", "unet-l2") for s in (0, 1)}
     for folder in find_runs(out, "sample", "pix2pix") + find_runs(out, "sample", "unet-l2"):
         assert results.read_result(folder)["status"] == "ok"
+
+
+@pytest.mark.slow
+def test_jobs_workers_skip_a_locked_run_and_the_driver_indexes_nothing_for_it(run_cli, tmp_path):
+    out = tmp_path / "runs"
+    assert run_cli(*RUN, "--out", out)[0] == 0  # seed 0 (RUN's one seed)
+    grid = RUN + ("--seeds", "2", "--out", out, "--json")  # the later --seeds counts
+    (seed0,) = find_runs(out, "sample", "pix2pix", 0)
+    (seed0 / "result.json").unlink()
+    with run_lock(seed0):  # seed 0 is held by this process; the workers run seed 1 only
+        code, stdout, err = run_cli(*grid, "--jobs", "2")
+    by_seed = {r["seed"]: r for r in json.loads(stdout)}
+    assert code == 3 and by_seed[0]["status"] == "locked" and by_seed[1]["status"] == "ok", (by_seed, err)
+    assert f"locked by PID {os.getpid()}" in by_seed[0]["error"] and not (seed0 / "result.json").exists()
+    db = sqlite3.connect(out / "runs.sqlite")
+    rows = {path.rsplit("/", 1)[1]: status
+            for path, status in db.execute("SELECT path, status FROM runs WHERE path LIKE '%pix2pix%'")}
+    db.close()
+    assert rows == {"seed0": "ok", "seed1": "ok"}  # seed 0's row is the first command's: nothing written for "locked"
