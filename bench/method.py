@@ -113,6 +113,10 @@ class Method:
     # index), so its scores never depend on what the process did before or on the evaluation batch.
     random_at_test_time: bool = False
 
+    # The networks ``colorize`` uses: all that ``checkpoint.pt`` keeps (the full training state -- every
+    # network, optimisers, RNG -- lives in ``resume.pt`` only while the run can resume). None: every network.
+    inference_nets: tuple[str, ...] | None = None
+
     # -- what a method implements -------------------------------------------------------------
     @classmethod
     def check_size(cls, size: int, options: MethodOptions) -> None:
@@ -174,10 +178,15 @@ class Method:
             "extra": self.extra_state(),
         }
 
+    def inference_state_dict(self) -> dict[str, Any]:
+        """What colorizing needs: the weights of ``inference_nets`` (``checkpoint.pt``)."""
+        return {"nets": {name: self.nets[name].state_dict() for name in self.inference_nets or self.nets}}
+
     def load_state_dict(self, state: dict[str, Any], *, restore_training: bool = True) -> None:
-        """Restore nets; with ``restore_training`` also optimisers, schedule, RNG and extras."""
-        for name, net in self.nets.items():
-            net.load_state_dict(state["nets"][name])
+        """Restore nets (without ``restore_training``: those colorizing needs, ``inference_nets``); with
+        ``restore_training`` also every other net, the optimisers, schedule, RNG and extras."""
+        for name in self.nets if restore_training else self.inference_nets or self.nets:
+            self.nets[name].load_state_dict(state["nets"][name])
         if not restore_training:
             return
         for name, optimizer in self.optimizers.items():

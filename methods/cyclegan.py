@@ -85,6 +85,7 @@ class CycleGANOptions(MethodOptions):
 
 class CycleGAN(Method):
     Options = CycleGANOptions
+    inference_nets = ("G",)  # gray -> colour; F and both discriminators only train
 
     @classmethod
     def check_size(cls, size: int, options: CycleGANOptions) -> None:

@@ -74,6 +74,7 @@ class ConditionalGAN(Method):
     """The pix2pix objective around any L -> ab generator (subclasses provide ``build_generator``)."""
 
     Options = ConditionalGANOptions
+    inference_nets = ("G",)  # D only trains
 
     @classmethod
     def check_size(cls, size: int, options: ConditionalGANOptions) -> None:

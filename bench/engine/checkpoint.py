@@ -43,7 +43,7 @@ def save_checkpoint(path: Path, method: Method, method_name: str, dataset: str, 
         "dataset": dataset,
         "steps": steps,
         "run_key": run_key,
-        "state": method.state_dict(),
+        "state": method.inference_state_dict(),  # colorizing's networks only; the training state is resume.pt's
     }
     save_sealed(path, payload)  # verified on load: torch.load does not notice garbled tensor bytes
 
