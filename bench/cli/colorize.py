@@ -10,9 +10,9 @@ from bench.errors import BenchError
 
 def cmd_colorize(args) -> int:
     from bench.colorize import colorize_all, plan, stopping_on_sigterm, summary, summary_line
-    from bench.engine.checkpoint import load_checkpoint
+    from bench.engine.checkpoint import load_checkpoint, resolve_checkpoint
     from bench.environment import resolve_device
-    from bench.progress import console, progress_bar
+    from bench.progress import console, log, progress_bar
     from bench.store.results import clean_orphans
 
     if args.max_pixels < 1:
@@ -20,7 +20,10 @@ def cmd_colorize(args) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise BenchError(f"--out {out} is a file; expected a folder for the colorized PNGs")
-    method, meta = load_checkpoint(Path(args.checkpoint), resolve_device(args.device))
+    checkpoint = resolve_checkpoint(Path(args.checkpoint))
+    if checkpoint != Path(args.checkpoint):
+        log(f"checkpoint: {checkpoint} (the only checkpoint.pt below {args.checkpoint})")
+    method, meta = load_checkpoint(checkpoint, resolve_device(args.device))
     if args.size is not None and args.size != meta["size"]:
         raise BenchError(f"--size {args.size}: this checkpoint was trained at {meta['size']} px and its network only "
                          "runs at that size (outputs keep each photo's own size anyway); leave --size out")
@@ -37,7 +40,7 @@ def cmd_colorize(args) -> int:
     console.print(summary_line(results), markup=False, highlight=False)
     written = [r.output for r in results if r.status == "colorized"]
     if args.json:
-        print(json.dumps({"method": meta["method"], "checkpoint": str(args.checkpoint), "size": meta["size"],
+        print(json.dumps({"method": meta["method"], "checkpoint": str(checkpoint), "size": meta["size"],
                           "outputs": written, "summary": summary(results),
                           "files": [r.to_dict() for r in results]}, indent=2))
     elif written:
@@ -51,7 +54,10 @@ def add_colorize_parser(sub) -> None:
                        description="Run the network at its trained size on L, upsample ab and recombine with "
                        "the full-resolution L: outputs keep each photo's own size. Every input gives an output or a "
                        "one-line reason and the others go on; the exit status is 1 when any input failed.")
-    p.add_argument("--checkpoint", required=True, help="a checkpoint.pt written by `bench run`")
+    p.add_argument("--checkpoint", required=True,
+                   help="a checkpoint.pt written by `bench run`, or a folder with exactly one below it: a run folder "
+                   "(runs/flowers/pix2pix/64px-60s-<hash>/seed0) or a method folder (runs/flowers/pix2pix) with one "
+                   "run; with several, pass the run folder or file (hidden folders are never searched)")
     p.add_argument("images", nargs="+", metavar="IMAGE_OR_FOLDER",
                    help="image files (colour or grayscale, any mode Pillow reads) and folders (searched recursively)")
     p.add_argument("--out", required=True, help="output folder: one PNG per input named with its extension "
@@ -64,6 +70,6 @@ def add_colorize_parser(sub) -> None:
                    help="refuse photos with more pixels than this (default: 200000000)")
     p.add_argument("--size", type=int, default=None,
                    help="optional check: the checkpoint's trained size, the only size its network runs at")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     p.add_argument("--json", action="store_true", help="print outputs, a summary and each file's status as JSON")
     p.set_defaults(func=cmd_colorize)

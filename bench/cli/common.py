@@ -13,7 +13,8 @@ examples:
   bench run --methods baseline,pix2pix --dataset flowers --size 64 --budget 500steps --seeds 3
   bench report --runs runs --out site                           # HTML leaderboard
   bench score --pred my_outputs/ --target ground_truth/ --json
-  bench colorize --checkpoint runs/flowers/pix2pix/seed0/checkpoint.pt old_photo.jpg --out colorized/
+  bench colorize --checkpoint runs/flowers/pix2pix/256px-900s-<hash>/seed0 old_photo.jpg --out colorized/
+  bench score --pred colorized/ --target photos/   # colorize's outputs against the colour photos
   bench turing --runs runs --out study --images 20 --time-limit 1  # blind Turing test; then: bench turing score
 """
 

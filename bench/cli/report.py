@@ -69,19 +69,32 @@ def cmd_report(args) -> int:
 def add_score_parser(sub) -> None:
     """``bench score``."""
     p = sub.add_parser("score", help="score a folder of colorized images against ground truth",
-                       description="Match images by file name (stem) and compute the suite's metrics.")
-    p.add_argument("--pred", required=True, help="folder of colorized images")
-    p.add_argument("--target", required=True, help="folder of ground-truth images (same file names)")
+                       description="Match the images of two folders by file name and compute the suite's "
+                       "metrics. Names match without their image extension, and without a second one when they have "
+                       "two, so `bench colorize` outputs score directly against the photos they came from: "
+                       "photo.jpg.png, photo.jpg and photo.png all match photo (a numbered output, photo.jpg-2.png, "
+                       "is another photo of that name and stays unmatched). Two files of one folder that match the "
+                       "same name are an error; files without a counterpart are ignored and counted. Sub-folders "
+                       "are not read.")
+    p.add_argument("--pred", required=True, help="folder of colorized images, e.g. a `bench colorize --out` folder")
+    p.add_argument("--target", required=True, help="folder of ground-truth images (the same names; .png, .jpg, "
+                   ".jpeg, .bmp, .tif, .tiff or .webp)")
     p.add_argument("--metrics", default=None, help="comma list (default: all registered)")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--weights-dir", default=None)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    p.add_argument("--weights-dir", default=None,
+                   help="folder of pretrained weight files (default: $COLORBENCH_WEIGHTS)")
     p.add_argument("--json", action="store_true", help="machine-readable output, with per-image values")
     p.set_defaults(func=cmd_score)
 
 
 def add_report_parser(sub) -> None:
     """``bench report``."""
-    p = sub.add_parser("report", help="render the HTML leaderboard site from runs folders")
+    p = sub.add_parser("report", help="render the HTML leaderboard site from runs folders",
+                       description="Render a static leaderboard site (works from file://) from one or more runs "
+                       "folders: one board per dataset, image size, budget, hardware class and precision, the runs "
+                       "of a config that differ only in seed merged into one row (mean over seeds with its 95 % "
+                       "interval), ranked by one metric. Beside index.html it writes leaderboard.json and "
+                       "leaderboard.csv; it prints the path of index.html.")
     p.add_argument("--runs", nargs="+", default=["runs"], help="one or more runs folders to merge (default: runs)")
     p.add_argument("--out", default="site", help="site folder (default: ./site)")
     p.add_argument("--rank-by", default=None, metavar="METRIC",

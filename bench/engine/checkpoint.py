@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 from pathlib import Path
 
@@ -100,10 +101,46 @@ def _file_kind(path: Path) -> str:
     return "binary data of an unknown kind"
 
 
-def _folder_hint(path: Path) -> str:
-    found = sorted(path.rglob("checkpoint.pt"))
+CHECKPOINT_NAME = "checkpoint.pt"
+SHOWN_CANDIDATES = 5
+
+
+def find_checkpoints(folder: Path) -> list[Path]:
+    """Every ``checkpoint.pt`` below ``folder``, sorted. Hidden entries are never searched: a ``.seed0.replacement/``
+    is an unfinished ``--force`` replacement (its checkpoint is not the run's), the rest are locks and temporary
+    files. Symlinked folders are not followed (no loops)."""
+    found = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        if CHECKPOINT_NAME in files and Path(root, CHECKPOINT_NAME).is_file():
+            found.append(Path(root, CHECKPOINT_NAME))
+    return sorted(found)
+
+
+def resolve_checkpoint(path: Path) -> Path:
+    """The checkpoint file ``bench colorize --checkpoint`` means: ``path`` itself unless it is a folder (a run
+    folder ``runs/flowers/pix2pix/64px-60s-<hash>/seed0``, its config or method folder, ...), else the one
+    ``checkpoint.pt`` below it (:func:`find_checkpoints`). None, or several, is a one-line error; several are
+    listed (the first few, and how many) with how to choose. A path that is not a folder is returned as it is,
+    for :func:`load_checkpoint` to check."""
+    path = Path(path)
+    if not path.is_dir():
+        return path
+    found = find_checkpoints(path)
+    if len(found) == 1:
+        return found[0]
     if not found:
-        return "no checkpoint.pt below it"
+        raise BenchError(f"checkpoint {path} is a folder with no {CHECKPOINT_NAME} below it (hidden folders left "
+                         f"out); expected {EXPECTED}, or a folder holding one")
+    shown = ", ".join(str(p) for p in found[:SHOWN_CANDIDATES]) + (", …" if len(found) > SHOWN_CANDIDATES else "")
+    raise BenchError(f"checkpoint {path}: {len(found)} {CHECKPOINT_NAME} files below this folder ({shown}); pass one "
+                     f"of them, or a folder holding only one (a run's <size>px-<budget>-<hash>/seed<k> folder)")
+
+
+def _folder_hint(path: Path) -> str:
+    found = find_checkpoints(path)
+    if not found:
+        return f"no {CHECKPOINT_NAME} below it"
     more = f" and {len(found) - 1} more" if len(found) > 1 else ""
     return f"did you mean {found[0]}{more}?"
 
