@@ -26,10 +26,12 @@ import torch
 from bench import launch, registry
 from bench.data import cache_dir, load_split, train_load_size
 from bench.duplicates import check_duplicates
+from bench.engine import live
 from bench.engine.budget import Budget
 from bench.engine.distributed import World, check_supported
 from bench.engine.probe import COMPILE_MODES
 from bench.engine.context import RunContext
+from bench.engine.run_folder import finished_result
 from bench.engine.training import PRECISIONS
 from bench.environment import device_name
 from bench.errors import BenchError
@@ -64,6 +66,7 @@ class RunConfig:
     force: bool = False  # run finished runs again, replacing their results
     fresh: bool = False  # ignore resume states: interrupted runs start over
     checkpoint_every: float = DEFAULT_CHECKPOINT_EVERY
+    tensorboard: bool = False  # write TensorBoard event files into each run's folder (not part of the identity)
     compile_mode: str | None = None  # torch.compile every method's networks with this mode
     launcher: str = "local"  # bench.launch.LAUNCHERS
     jobs: int = 1  # --launcher local: runs at once on this machine
@@ -112,6 +115,8 @@ def validate(config: RunConfig) -> None:
         raise BenchError(f"--samples {config.samples}: 0 or more")
     if not config.checkpoint_every > 0:
         raise BenchError(f"--checkpoint-every: must be positive, got {config.checkpoint_every}")
+    if config.tensorboard:
+        live.check_available()
     resolve_precision(config.precision, config.device)
     if config.compile_mode is not None and config.compile_mode not in COMPILE_MODES:
         raise BenchError(f"--compile {config.compile_mode!r}: choose one of {', '.join(COMPILE_MODES)}")
@@ -157,7 +162,8 @@ def prepare(config: RunConfig) -> RunContext:
         dataset=dataset, size=size, train_set=train_set, test_set=test_set, weights=weights,
         metric_context=metric_context, metric_names=config.metrics or registry.list_metrics(),
         device=config.device, budget=config.budget, out=Path(config.out), eval_batch_size=config.eval_batch_size,
-        test_draws=config.test_draws, samples=config.samples, checkpoint_every=config.checkpoint_every, force=config.force, fresh=config.fresh,
+        test_draws=config.test_draws, samples=config.samples, checkpoint_every=config.checkpoint_every,
+        tensorboard=config.tensorboard, force=config.force, fresh=config.fresh,
         compile_mode=config.compile_mode, world=world, device_label=config.device_name,
     )
 
@@ -181,6 +187,30 @@ def plan(config: RunConfig, context: RunContext) -> list[RunIdentity]:
                 changed_options={k: v for k, v in options.items() if defaults.get(k) != v},
             ))
     return identities
+
+
+def _duration(seconds: float) -> str:
+    hours, minutes = divmod(round(seconds / 60), 60)
+    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min"
+
+
+def planned_work(config: RunConfig, context: RunContext, identities: list[RunIdentity]) -> str:
+    """One line before a grid starts: how many runs, how many are done, and what the rest will take."""
+    methods = len(config.methods)
+    todo = sum(finished_result(i, i.folder(context.out)) is None or config.force for i in identities)
+    text = (f"plan: {len(identities)} run{'s' * (len(identities) > 1)} ({methods} method{'s' * (methods > 1)} x {len(config.seeds)} "
+            f"seed{'s' * (len(config.seeds) > 1)}) at {config.budget.label}")
+    if todo < len(identities):
+        text += f", {len(identities) - todo} already done"
+    if not todo:
+        return text + ": nothing to train"
+    if config.budget.kind != "time":
+        return text + f": {todo} to train (how long a step takes depends on the method; see the README's budget table)"
+    parallel = config.jobs if config.launcher == "local" else None
+    where = f"{parallel} at a time" if parallel else "on the Ray cluster, as many at a time as it has devices"
+    total = todo * config.budget.value / (parallel or 1)
+    return (text + f": {todo} to train, about {_duration(total)} of training{' at most' if not parallel else ''} "
+            f"({where}), plus probing and scoring")
 
 
 class StopRequest:
@@ -216,6 +246,7 @@ def run_benchmark(config: RunConfig) -> list[dict]:
     validate(config)
     context = prepare(config)  # decoded here first: the launcher's workers read the decode cache
     identities = plan(config, context)
+    log(planned_work(config, context, identities))
     demo = config.budget.demo_reason(config.device.type)
     if demo:
         log(f"note: this is a demo, not a publishable benchmark: {demo}")

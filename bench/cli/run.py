@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from bench.cli.common import EXAMPLES, parse_assignments, split_list, stdout_console
+from bench.cli.summary import results_table
 from bench.errors import BenchError
 
 
@@ -97,6 +98,7 @@ def cmd_run(args) -> int:
         force=args.force,
         fresh=args.fresh,
         checkpoint_every=args.checkpoint_every * 60,
+        tensorboard=args.tensorboard,
         compile_mode=args.compile,
         launcher=args.launcher,
         jobs=args.jobs,
@@ -141,44 +143,12 @@ def exit_status(results: list[dict]) -> int:
 
 
 def print_results(results: list[dict]) -> None:
-    """A table per run; with several seeds, also each method's across-seed mean ± std."""
-    from rich.table import Table
-
-    from bench.stats import aggregate_seeds
-    from bench.store.results import status_text
-
-    def fmt(value):
-        return "—" if value is None else f"{value:.4g}"
-
-    metric_names = list(dict.fromkeys(n for r in results for n in r.get("metrics", {})))
-    table = Table(title="results", title_justify="left")
-    curve = len({r["budget"].get("label") for r in results}) > 1
-    for column in ["method", *(["budget"] if curve else []), "seed", "status", "this time", "steps", "train img/s",
-                   *metric_names]:
-        table.add_column(column)
-    for r in results:
-        speed = r.get("timings", {}).get("train_images_per_s")
-        table.add_row(r["method"], *([str(r["budget"].get("label"))] if curve else []), str(r["seed"]), r["status"],
-                      r.get("action", ""), str(r["budget"].get("steps", 0)), fmt(speed),
-                      *(fmt(r["metrics"].get(n)) for n in metric_names))
+    """The closing table (``bench.cli.summary``), then what was missing and the runs that are not ok."""
     console = stdout_console()
+    table, lines = results_table(results, console.width)
     console.print(table)
-    methods = list(dict.fromkeys(r["method"] for r in results))
-    if len(results) > len(methods) and not curve:
-        summary = Table(title="across seeds: mean ± std", title_justify="left")
-        for column in ["method", "seeds ok", *metric_names]:
-            summary.add_column(column)
-        for method in methods:
-            runs = [r for r in results if r["method"] == method and r["status"] == "ok"]
-            cells = []
-            for name in metric_names:
-                agg = aggregate_seeds([r["metrics"].get(name) for r in runs])
-                cells.append(fmt(agg["mean"]) + (f" ± {agg['std']:.2g}" if agg["std"] is not None else ""))
-            summary.add_row(method, str(len(runs)), *cells)
-        console.print(summary)
-    for r in results:
-        if r["status"] != "ok":
-            print(f"{r['method']} (seed {r['seed']}) {status_text(r)}")
+    for line in lines:
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 def add_run_parser(sub) -> None:
@@ -224,6 +194,11 @@ def add_run_parser(sub) -> None:
     p.add_argument("--fresh", action="store_true", help="start interrupted runs over instead of resuming them")
     p.add_argument("--checkpoint-every", type=float, default=5.0, metavar="MINUTES",
                    help="minutes of training between resume checkpoints (default: 5)")
+    p.add_argument("--tensorboard", action="store_true",
+                   help="watch training live: write TensorBoard event files (losses per step; a grid of test samples "
+                   "at each checkpoint and at the end) into each run's folder, tensorboard/; view them with "
+                   "`tensorboard --logdir runs`; not part of the run identity; needs "
+                   "pip install 'colorbench[tensorboard]'")
     p.add_argument("--launcher", default="local", choices=["local", "ray"],
                    help="who runs the grid: local (this process; --jobs N for N at once) or ray (a Ray task per run, "
                    "one GPU each; needs pip install 'colorbench[ray]') (default: local)")

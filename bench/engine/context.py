@@ -30,6 +30,7 @@ class RunContext:
     test_draws: int = 1  # test-time draws scored for a method random at test time (draw 0 is the ranked one)
     samples: int = 8
     checkpoint_every: float = 300.0
+    tensorboard: bool = False  # event files in each run's folder (bench.engine.live); not part of the identity
     force: bool = False
     fresh: bool = False
     compile_mode: str | None = None  # torch.compile mode for every method's networks (None: eager)

@@ -5,9 +5,9 @@ data, metrics and weights shared by the runs of one process), so any launcher ca
 launcher's workers set ``RunContext.write_index = False``: only the driver writes the SQLite index,
 from the results they return (``bench.launch``).
 
-A run folder holds ``result.json``, ``checkpoint.pt``, ``samples/`` and, while training,
-``resume.pt``. Files land atomically; ``result.json`` is written after the files it describes and
-the index row after it; ``resume.pt`` goes once the result is written.
+A run folder holds ``result.json``, ``checkpoint.pt``, ``samples/``, while training ``resume.pt`` and,
+with --tensorboard, ``tensorboard/`` (``bench.engine.live``). Files land atomically; ``result.json`` is
+written after the files it describes and the index row after it; ``resume.pt`` goes once the result is written.
 
 On several ranks (torchrun; ``bench.engine.distributed``) every rank trains and colorizes its share
 of the test split; rank 0 takes the decisions (skip, resume), scores and writes every file.
@@ -29,6 +29,7 @@ from bench import registry
 from bench.data import BatchSampler
 from bench.engine.checkpoint import save_checkpoint
 from bench.engine.distributed import World, check_supported, parallelize
+from bench.engine.live import live_view
 from bench.engine.probe import probe, utilisation
 from bench.engine.resume import RESUME_FILE, load_resume, save_resume
 from bench.engine.context import RunContext
@@ -182,18 +183,21 @@ def _execute_locked(identity: RunIdentity, context: RunContext, world: World) ->
         budget = context.budget.resolve(images_per_step=images_per_step, train_images=len(context.train_set),
                                         flops_per_step=(probed.get("flops_per_step") or 0) * world.size)
 
-        def checkpoint(state):
-            if world.is_main:
-                save_resume(resume_path, identity.run_key, method, sampler, state)
-
         if record is None or not record.trained:
-            with parallelize(method, world):
-                record = train(method, sampler, budget, label=f"train {label}", record=record,
-                               precision=identity.precision, on_checkpoint=checkpoint,
-                               checkpoint_every=context.checkpoint_every, should_stop=context.should_stop,
-                               world=world)
-            record.trained = True
-            checkpoint(record)  # a crash while scoring resumes here, not at step 0 (removed with the result)
+            with live_view(context.tensorboard and world.is_main, folder, method, context.test_set.images,
+                           seed=identity.seed, record=record) as live:
+                def checkpoint(state):
+                    if world.is_main:
+                        save_resume(resume_path, identity.run_key, method, sampler, state)
+                    live.samples(state)  # --tensorboard: what the run colorizes so far
+
+                with parallelize(method, world):
+                    record = train(method, sampler, budget, label=f"train {label}", record=record,
+                                   precision=identity.precision, on_checkpoint=checkpoint,
+                                   checkpoint_every=context.checkpoint_every, should_stop=context.should_stop,
+                                   on_flush=live.losses, world=world)
+                record.trained = True
+                checkpoint(record)  # a crash while scoring resumes here, not at step 0 (removed with the result)
         wall_s = record.seconds / world.size  # the clock counts GPU-seconds
         result["budget"].update(_what_it_got(record, context, probed, world))
         if budget is not context.budget:  # a compute budget, resolved for this method before training
@@ -228,6 +232,7 @@ def _execute_locked(identity: RunIdentity, context: RunContext, world: World) ->
         raise
     except Unavailable as error:
         result.update(status="skipped", error=str(error))
+        action = "skipped (unavailable here)"
     except BenchError as error:  # Diverged included: failed, never scored
         result.update(status="failed", error=str(error), metrics={}, metric_details={})
         result.pop("per_image", None)

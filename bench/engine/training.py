@@ -129,13 +129,14 @@ def check_finite(entries: list[tuple[int, dict[str, float]]]) -> None:
 def train(method: Method, sampler, budget: Budget, *, label: str = "train", record: TrainingRecord | None = None,
           precision: str = "fp32", on_checkpoint: Callable[[TrainingRecord], None] | None = None,
           checkpoint_every: float = math.inf, should_stop: Callable[[], bool] = lambda: False,
-          world: World = World()) -> TrainingRecord:
+          on_flush: Callable[[list], None] | None = None, world: World = World()) -> TrainingRecord:
     """Step ``method`` until the budget is spent, continuing ``record`` when resuming.
 
     ``on_checkpoint(record)`` is called every ``checkpoint_every`` seconds of training and before
-    raising :class:`Interrupted` when ``should_stop()`` turns true. Raises :class:`Diverged` at the
-    first flush that sees a non-finite loss. On several ranks (``world``) call it on every rank with
-    the method inside ``distributed.parallelize``.
+    raising :class:`Interrupted` when ``should_stop()`` turns true. ``on_flush(rows)`` gets each flush's new
+    rows of ``record.log`` -- (step, seconds, {loss: value}) -- e.g. for a live view (``bench.engine.live``).
+    Both run outside the timed window. Raises :class:`Diverged` at the first flush that sees a non-finite
+    loss. On several ranks (``world``) call it on every rank with the method inside ``distributed.parallelize``.
     """
     record = record or TrainingRecord()
     agreed = world.distributed  # decide only on values every rank has (see the module's docstring)
@@ -166,6 +167,8 @@ def train(method: Method, sampler, budget: Budget, *, label: str = "train", reco
         for k, (step, losses) in enumerate(entries, start=1):
             record.log.append((step, first_seconds + elapsed * k / len(entries), losses))
         record.seconds = first_seconds + elapsed
+        if on_flush and entries:  # before the divergence check: the losses up to a divergence are seen too
+            on_flush(record.log[-len(entries):])
         check_finite(entries)
         if entries:
             shown = " ".join(f"{k}={v:.3f}" for k, v in entries[-1][1].items())
