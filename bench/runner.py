@@ -197,7 +197,7 @@ def _duration(seconds: float) -> str:
 def planned_work(config: RunConfig, context: RunContext, identities: list[RunIdentity]) -> str:
     """One line before a grid starts: how many runs, how many are done, and what the rest will take."""
     methods = len(config.methods)
-    todo = sum(finished_result(i, i.folder(context.out)) is None or config.force for i in identities)
+    todo = sum(config.force or finished_result(i, i.folder(context.out), quiet=True) is None for i in identities)
     text = (f"plan: {len(identities)} run{'s' * (len(identities) > 1)} ({methods} method{'s' * (methods > 1)} x {len(config.seeds)} "
             f"seed{'s' * (len(config.seeds) > 1)}) at {config.budget.label}")
     if todo < len(identities):

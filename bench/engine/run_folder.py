@@ -27,12 +27,14 @@ def run_label(identity: RunIdentity) -> str:
     return f"{identity.method} seed {identity.seed}"
 
 
-def finished_result(identity: RunIdentity, folder: Path) -> dict | None:
-    """The run's finished result in its folder (status ok, same run key), or None."""
+def finished_result(identity: RunIdentity, folder: Path, *, quiet: bool = False) -> dict | None:
+    """The run's finished result in its folder (status ok, same run key), or None. A damaged ``result.json`` is
+    said in one line (``quiet``: not said; the run itself says it when it comes)."""
     try:
-        previous = results.read_result(folder)
+        previous = results.read_result(folder, strict=quiet)
     except BenchError as error:  # a damaged result.json is redone, and said so
-        log(f"{run_label(identity)}: {error}; running it again")
+        if not quiet:
+            log(f"{run_label(identity)}: {error}; running it again")
         return None
     if previous and previous.get("status") == "ok" and previous.get("run_key") == identity.run_key:
         return previous
