@@ -198,8 +198,9 @@ def planned_work(config: RunConfig, context: RunContext, identities: list[RunIde
     """One line before a grid starts: how many runs, how many are done, and what the rest will take."""
     methods = len(config.methods)
     todo = sum(config.force or finished_result(i, i.folder(context.out), quiet=True) is None for i in identities)
-    text = (f"plan: {len(identities)} run{'s' * (len(identities) > 1)} ({methods} method{'s' * (methods > 1)} x {len(config.seeds)} "
-            f"seed{'s' * (len(config.seeds) > 1)}) at {config.budget.label}")
+    runs, seeds = len(identities), len(config.seeds)
+    text = (f"plan: {runs} run{'s' * (runs > 1)} ({methods} method{'s' * (methods > 1)} x {seeds} "
+            f"seed{'s' * (seeds > 1)}) at {config.budget.label}")
     if todo < len(identities):
         text += f", {len(identities) - todo} already done"
     if not todo:

@@ -188,6 +188,7 @@ def test_a_crash_while_scoring_resumes_at_scoring_with_the_same_numbers(run_cli,
     trained again, and scores what an uncrashed run scores."""
     from bench.engine import execute
 
+    monkeypatch.setattr(execute, "RESUME_BEFORE_SCORING_S", 0.0)  # a few steps stand for a long training
     args = ("run", "--methods", "pix2pix", "--dataset", "sample", "--size", "32", "--budget", "4steps", "--seeds", "1",
             "--device", "cpu", "--metrics", "psnr", "-o", "ngf=4", "-o", "ndf=4", "--json")
     code, stdout, _ = run_cli(*args, "--out", tmp_path / "whole")

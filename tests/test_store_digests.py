@@ -97,6 +97,7 @@ def test_a_damaged_resume_state_fails_its_run_and_suggests_fresh(run_cli, tmp_pa
 
     out = tmp_path / "runs"
     score = execute.score_method
+    monkeypatch.setattr(execute, "RESUME_BEFORE_SCORING_S", 0.0)  # a few steps stand for a long training
 
     def killed(*args, **kwargs):  # dies while scoring: the trained state is in resume.pt (item 6)
         raise KeyboardInterrupt
