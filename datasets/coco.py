@@ -79,7 +79,7 @@ def download(root: Path, split: str) -> None:
                          f"unpack it so that {place} (or point --data-root / env COLORBENCH_DATA at a folder that holds it)")
     from torchvision.datasets.utils import download_and_extract_archive  # after the offline check: slow to import
 
-    with fetching(f"COCO {split}", url, place):
+    with fetching(f"COCO {split}", url, place, folder=target):
         try:
             download_and_extract_archive(url, download_root=str(target), md5=md5, remove_finished=True)
         except zipfile.BadZipFile as error:  # a damaged archive, said the way other download failures are

@@ -45,7 +45,7 @@ def download(root: Path) -> None:
     from torchvision.datasets.utils import download_and_extract_archive
 
     target = root / FOLDER
-    with fetching("Oxford-17 flowers", URL, f"{target / 'jpg'}/image_0001.jpg … image_1360.jpg exist"):
+    with fetching("Oxford-17 flowers", URL, f"{target / 'jpg'}/image_0001.jpg … image_1360.jpg exist", folder=target):
         download_and_extract_archive(URL, download_root=str(target), md5=MD5, remove_finished=True)
 
 

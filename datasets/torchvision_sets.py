@@ -38,7 +38,8 @@ class Flowers102(Dataset):
         parts = ["train", "val"] if split == "train" and self.options.train_with_val else [split]
         paths = []
         for part in parts:
-            with fetching("Oxford-102 flowers", Official._download_url_prefix + Official._file_dict["image"][0], place):
+            with fetching("Oxford-102 flowers", Official._download_url_prefix + Official._file_dict["image"][0], place,
+                          folder=base):
                 paths += Official(str(self.root), split=part, download=True)._image_files
         missing = [p for p in paths if not p.is_file()]
         if missing:  # torchvision only checks that jpg/ exists, not that it was fully unpacked
@@ -66,7 +67,7 @@ class Cifar10(Dataset):
         from torchvision.datasets import CIFAR10
 
         place = f"{self.root / CIFAR10.base_folder}/data_batch_1 … test_batch and batches.meta exist"
-        with fetching("CIFAR-10", CIFAR10.url, place):
+        with fetching("CIFAR-10", CIFAR10.url, place, folder=self.root / CIFAR10.base_folder):
             official = CIFAR10(str(self.root), train=split == "train", download=True)
         data = official.data  # (N, 32, 32, 3) uint8
         # torchvision has checked the batch files against these md5s: they pin the content.

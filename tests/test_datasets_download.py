@@ -202,6 +202,19 @@ def test_offline_gives_one_line_error_naming_where_files_go(case, server, monkey
     assert "http://127.0.0.1:" in message, "says what to download"
 
 
+def test_a_failed_download_under_a_wrong_data_root_leaves_no_folder_behind(case, server, monkeypatch, tmp_path):
+    case.patch(monkeypatch, closed_port_url(), server.dir, good=True)
+    root = tmp_path / "typo" / "data"  # neither exists
+    with pytest.raises(BenchError):
+        case.dataset(root).images("test")
+    assert not (tmp_path / "typo").exists()
+    kept = tmp_path / "data"  # a folder the user made is never removed, nor what a download left in it
+    (kept / "partial").mkdir(parents=True)
+    with pytest.raises(BenchError):
+        case.dataset(kept).images("test")
+    assert (kept / "partial").is_dir()
+
+
 def test_partly_unpacked_flowers_are_restored_from_the_archive(server, monkeypatch, tmp_path):
     make_flowers17(server.dir)
     patch_flowers17(monkeypatch, server.url, server.dir, good=True)

@@ -105,7 +105,9 @@ def cmd_weights(args) -> int:
 
 def add_list_parser(sub) -> None:
     """``bench list``."""
-    p = sub.add_parser("list", help="list methods, datasets and metrics with the plugin each came from")
+    p = sub.add_parser("list", help="list methods, datasets and metrics with the plugin each came from",
+                       description="Every registered method, dataset and metric (built-in and from installed plugins), "
+                       "with its description and the plugin it came from; --json adds every option and its default.")
     p.add_argument("--json", action="store_true", help="machine-readable output (with every option and default)")
     p.set_defaults(func=cmd_list)
 
@@ -122,7 +124,7 @@ def add_index_parser(sub) -> None:
     p.add_argument("--rebuild", action="store_true",
                    help="make the index again from the result files (built beside it, swapped in with one "
                    "transaction: runs written meanwhile are kept)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="machine-readable output: every difference found")
     p.set_defaults(func=cmd_index)
 
 
@@ -139,7 +141,12 @@ def add_new_method_parser(sub) -> None:
 
 def add_weights_parser(sub) -> None:
     """``bench weights``."""
-    p = sub.add_parser("weights", help="list pretrained files: where each was found, or where to put it")
-    p.add_argument("--weights-dir", default=None)
-    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("weights", help="list pretrained files: where each was found, or where to put it",
+                       description="The pretrained files the suite can use (LPIPS's AlexNet trunk, the FID Inception, "
+                       "the ImageNet ResNet18): for each, where it was found, or where to put it and where it comes "
+                       "from, with its checksum. Metrics and methods whose file is missing are recorded as "
+                       "unavailable, never run with a substitute.")
+    p.add_argument("--weights-dir", default=None,
+                   help="folder of pretrained weight files (default: $COLORBENCH_WEIGHTS)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_weights)
