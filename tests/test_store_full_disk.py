@@ -38,7 +38,7 @@ def test_a_full_disk_while_writing_resume_state_is_one_line_naming_the_file(run_
         real_save(payload, handle)
 
     monkeypatch.setattr(digest.torch, "save", full_for_resume)
-    code, stdout, err = run_cli(*RUN, "--out", tmp_path / "runs")
+    code, stdout, err = run_cli(*RUN, "--out", tmp_path / "runs", "--checkpoint-every", "0.0001")  # every step
     (printed,) = json.loads(stdout)
     assert code == 3 and printed["status"] == "failed"
     assert printed["error"].startswith("cannot write ") and printed["error"].endswith(
