@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from bench.reports import findings as claims
 from bench.reports.cells import STAT_COLUMNS, Cell, Column, budget_text, metric_cell, metric_columns, stat_values
+from bench.reports.layout import glance_columns, number_notes, reason_line as one_line_reason
 from bench.reports.runs import Run, as_text, options_text
 from bench.reports.verdicts import Comparison, all_pairs, compare, rank_with_ties, row_sample, untested_summary
 from bench.stats import aggregate_seeds
@@ -86,6 +87,16 @@ class Row:
         return ""
 
     @property
+    def problems(self) -> list[str]:
+        """Each seed that is not ok, with its status and full error (paths and URLs included)."""
+        return problem_texts(self.runs)
+
+    @property
+    def reason_line(self) -> str:
+        """The problems in one line, without paths and URLs (``problems`` holds them)."""
+        return one_line_reason(self)
+
+    @property
     def gray_mark(self) -> str:
         """vs the gray input on the ranked metric: better | worse | tied | "" (not compared)."""
         c = self.vs_gray
@@ -117,6 +128,8 @@ class Board:
     verdicts: dict[str, list[Comparison]] = field(default_factory=dict)  # metric -> every pair of methods
     verdict_notes: list[str] = field(default_factory=list)
     findings: list = field(default_factory=list)  # bench.reports.findings.Finding
+    shown_columns: list[Column] = field(default_factory=list)  # the metric columns at a glance (ranking first)
+    folded_columns: list[Column] = field(default_factory=list)  # the other metric columns, one click away
 
     @property
     def budget_text(self) -> str:
@@ -176,7 +189,7 @@ class Board:
 
     def numbered_notes(self, row: Row | None = None) -> list[tuple[int, str]]:
         """(number, text) of the notes under the table; only those a row's cells refer to, given a row."""
-        wanted = {c.footnote for c in row.cells.values()} if row else None
+        wanted = {n for c in row.cells.values() for n in c.footnotes} if row else None
         return [(n, text) for n, text in enumerate(self.footnotes, start=1) if wanted is None or n in wanted]
 
     @property
@@ -186,11 +199,14 @@ class Board:
         return f"{self.dataset}{options} · {size} · budget {self.budget_text} · {self.hardware} · {self.precision}"
 
 
+def problem_texts(runs: list[Run]) -> list[str]:
+    seed = lambda r: f"seed {r.seed} " if r.seed is not None else ""  # noqa: E731 (references have no seed)
+    return list(dict.fromkeys(f"{seed(r)}{r.status}: {r.error or 'no reason given'}" for r in runs if r.status != "ok"))
+
+
 def _row(runs: list[Run], slug: str, columns: list[Column]) -> Row:
     ok_runs = [r for r in runs if r.status == "ok"]
-    problems = [r for r in runs if r.status != "ok"]
-    seed = lambda r: f"seed {r.seed} " if r.seed is not None else ""  # noqa: E731 (references have no seed)
-    reasons = "; ".join(dict.fromkeys(f"{seed(r)}{r.status}: {r.error or 'no reason given'}" for r in problems))
+    reasons = "; ".join(problem_texts(runs))
     if ok_runs:
         status = "ok"
     else:
@@ -304,19 +320,6 @@ def _verdicts(columns: list[Column], rows: list[Row], rank_column: Column | None
     return out, notes
 
 
-def _number_notes(rows: list[Row], columns: list[Column]) -> list[str]:
-    """Number the cells' notes in reading order (rows, left to right); equal notes share a number."""
-    notes: list[str] = []
-    for row in rows:
-        for column in columns:
-            cell = row.cells[column.name]
-            if cell.note:
-                if cell.note not in notes:
-                    notes.append(cell.note)
-                cell.footnote = notes.index(cell.note) + 1
-    return notes
-
-
 def unique_slug(text: str, taken: set[str]) -> str:
     base = safe_name(text)
     slug, k = base, 1
@@ -340,6 +343,7 @@ def _board(runs: list[Run], references: list[Run], notes: list[str], rank_by: st
     rows, ranked_pairs = _rank(rows, rank_column)
     _mark_best(columns, rows, rank_column)
     verdicts, verdict_notes = _verdicts(columns, rows, rank_column, ranked_pairs, verdict_metrics)
+    shown, folded = glance_columns(columns, rank_column.name if rank_column else None, rows)
     by_method: dict[str, list[tuple[str, list[Run]]]] = {}
     for row in rows:
         if not row.is_reference and row.status == "ok":
@@ -352,9 +356,10 @@ def _board(runs: list[Run], references: list[Run], notes: list[str], rank_by: st
         slug=unique_slug(f"{first.dataset}-{size}-{budget}-{first.hardware}-{first.precision}", board_slugs),
         columns=columns, stat_columns=STAT_COLUMNS, rows=rows,
         rank_by=rank_column.name if rank_column else None, rank_note=rank_note,
-        footnotes=_number_notes(rows, columns), notes=notes, runs=runs + references,
+        footnotes=number_notes(rows, shown + folded), notes=notes, runs=runs + references,
         demo=sorted({r.demo for r in runs + references if r.demo}),
         verdicts=verdicts, verdict_notes=verdict_notes, findings=claims.findings(by_method),
+        shown_columns=shown, folded_columns=folded,
     )
 
 

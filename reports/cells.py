@@ -72,7 +72,7 @@ class Cell:
     warnings: list[str] = field(default_factory=list)
     best: bool = False
     note: str | None = None  # explained under the table...
-    footnote: int | None = None  # ...as note number ``footnote`` (numbered in display order)
+    footnotes: list[int] = field(default_factory=list)  # ...with the board's other notes (bench.reports.layout)
 
     @property
     def infinite(self) -> bool:
@@ -80,7 +80,8 @@ class Cell:
 
     @property
     def text(self) -> str:
-        return fmt(self.mean) if self.status == "ok" else ("—" if self.status == "missing" else self.status)
+        """The value; "—" for none (an unavailable metric's note says why, once per board), else the status."""
+        return fmt(self.mean) if self.status == "ok" else ("—" if self.status in ("missing", "unavailable") else self.status)
 
     @property
     def sort_value(self) -> str:

@@ -5,7 +5,8 @@ covering every case a leaderboard must show: several methods and seeds, a method
 options, the gray-input and ground-truth reference rows (with the ground truth's infinite PSNR),
 a diverged, an interrupted and a skipped run, a metric unavailable on this machine and a set-level
 metric with a small-N warning. The numbers are made up (seeded): every run says so in its ``demo``
-field, so the board carries the demo banner. Never publish them as results.
+field, so the board carries the demo banner. Never publish them as results. ``full_runs(folder)`` writes
+boards shaped like real ones (seven methods, every metric, the FID weights missing), for the layout tests.
 
     python -m bench.reports.example runs-demo && bench report --runs runs-demo --out site-demo
 """
@@ -28,8 +29,8 @@ SAMPLE_COUNT = 3
 DEFAULT_OPTIONS = {"lr": 0.001}
 HARDWARE = ("CPU: example", 1)
 DEMO = "synthetic example data (made-up numbers)"
-DIRECTIONS = {"lpips": False, "fid": False, "kid": False, "delta_colourfulness": False, "ab_hist_swd": False,
-              "colourfulness": None}
+DIRECTIONS = {"lpips": False, "fid": False, "kid": False, "fd-alex": False, "kd-alex": False,
+              "delta_colourfulness": False, "ab_hist_swd": False, "colourfulness": None}
 INFINITE = "inf"  # a metric spec: +inf, as the runner writes the ground truth's PSNR
 
 
@@ -207,6 +208,66 @@ def example_runs(runs: Path) -> Path:
                  demo=DEMO)
     write_result(runs, "pix2pix-resnet18", 0, status="skipped", demo=DEMO,
                  error="ImageNet ResNet18 weights not found: put resnet18-f37072fd.pth in --weights-dir")
+    return runs
+
+
+# A board as a real run gives it (the metrics, weights messages and hardware of a flowers 64² board), for
+# layout tests: psnr, ssim, lpips, delta_colourfulness, ab_hist_swd, fd-alex, kd-alex per method.
+FULL_METHODS = {
+    "baseline": (23.0, 0.86, 0.200, 9.0, 6.1, 21.0, 1.9),
+    "unet-l2": (23.4, 0.87, 0.185, 8.1, 5.6, 18.0, 1.5),
+    "pix2pix": (22.6, 0.84, 0.160, 4.2, 3.1, 6.5, -0.05),
+    "cyclegan-paired": (21.5, 0.80, 0.198, 5.0, 3.9, 9.8, 0.4),
+    "cyclegan-unpaired": (20.8, 0.78, 0.230, 6.3, 4.4, 12.0, 0.7),
+    "pix2pix-resnet18-scratch": (22.1, 0.83, 0.170, 4.8, 3.5, 7.9, 0.2),
+}
+HUB = "/home/user/.cache/torch/hub/checkpoints"
+
+
+def _missing(title: str, filename: str, url: str) -> str:
+    """What ``bench.weights`` records for a file it cannot find offline."""
+    return (f"{title} unavailable (put {filename} at {HUB} or in $COLORBENCH_WEIGHTS; from {url}; "
+            f"downloads disabled by COLORBENCH_OFFLINE)")
+
+
+FID_MISSING = _missing("FID Inception weights", "pt_inception-2015-12-05-6726825d.pth",
+                       "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
+                       "pt_inception-2015-12-05-6726825d.pth")
+RESNET_MISSING = _missing("ImageNet ResNet18 weights", "resnet18-f37072fd.pth",
+                          "https://download.pytorch.org/models/resnet18-f37072fd.pth")
+H100 = ("NVIDIA H100 80GB HBM3", 1)
+
+
+def full_runs(runs: Path) -> Path:
+    """Seven methods (three seeds; one diverged seed, one method skipped for missing weights) on a flowers 64²
+    board with every metric (FID/KID unavailable: no Inception weights), the two references (the ground
+    truth's fd-alex and kd-alex below 0, as real runs give them), and two smaller boards on other hardware."""
+    unavailable = {"status": "unavailable", "value": None, "reason": FID_MISSING}
+    common = {"dataset": "flowers", "size": 64, "budget": ("time", 900, "standard"), "demo": DEMO}
+
+    def scores(psnr, ssim, lpips, dcf, swd, fd, kd, colour=25.0):
+        return {"psnr": psnr, "ssim": ssim, "lpips": lpips, "fid": unavailable, "kid": unavailable,
+                "fd-alex": {"status": "ok", "value": fd, "n": TEST_IMAGES},
+                "kd-alex": {"status": "ok", "value": kd, "std": 0.05, "n": TEST_IMAGES},
+                "colourfulness": colour, "delta_colourfulness": dcf, "ab_hist_swd": swd}
+
+    for hardware, methods in ((H100, FULL_METHODS), (("NVIDIA L4", 1), ["baseline", "pix2pix"]),
+                              (("NVIDIA RTX 4090", 1), ["baseline", "unet-l2"])):
+        for method in methods:
+            means = FULL_METHODS[method]
+            for seed in (0, 1, 2):
+                jitter = means[:5] + (means[5] * (1 + 0.05 * seed), means[6] + 0.02 * seed)
+                failed = method.endswith("scratch") and seed == 2
+                write_result(runs, method, seed, **common, hardware=hardware, metrics=scores(*jitter),
+                             status="failed" if failed else "ok", error="diverged: non-finite G_L1 at step 57" if failed
+                             else None, losses=("G_GAN", "G_L1", "D") if "pix" in method or "gan" in method else ("L2",))
+    for seed in (0, 1, 2):
+        write_result(runs, "pix2pix-resnet18", seed, **common, hardware=H100, status="skipped", error=RESNET_MISSING)
+    write_reference(runs, "gray", dataset="flowers", size=64, demo=DEMO, metrics=dict(
+        scores(21.0, 0.82, 0.26, 25.0, 12.7, 40.0, 4.5), colourfulness=[0.0] * TEST_IMAGES))
+    write_reference(runs, "truth", dataset="flowers", size=64, demo=DEMO, metrics=dict(
+        scores(INFINITE, [1.0] * TEST_IMAGES, [0.0] * TEST_IMAGES, [0.0] * TEST_IMAGES, [0.0] * TEST_IMAGES, -3.7e-05,
+               -0.691), colourfulness=32.0))
     return runs
 
 

@@ -1,6 +1,7 @@
 /* Click-to-sort tables (class "sortable"), offline and from file://.
  * A cell's data-sort-value holds its number ("" when missing); other cells sort by text.
- * Missing values ("" or "—") always go last; equal values keep their current order. */
+ * Missing values ("" or "—") always go last; equal values keep their current order.
+ * Also the leaderboard's column switches (below): one script for the tables of the site. */
 (function () {
   "use strict";
 
@@ -53,6 +54,36 @@
       if (!button) return;
       button.addEventListener("click", function () {
         sortTable(table, header, nextDirection(header));
+      });
+    });
+  });
+})();
+
+/* The leaderboard's column switches ("more metrics", "training and speed"): the page hides and shows the
+ * columns by CSS alone (style.css, :has()); this script remembers each switch in localStorage, so a reader who
+ * opened the other metrics finds them open on every board and on the next visit. Offline and from file://;
+ * where storage is refused (a private window), the switches still work for the page. */
+(function () {
+  "use strict";
+  var PREFIX = "colorbench.columns.";
+
+  function stored(key) {
+    try { return window.localStorage.getItem(PREFIX + key); } catch (error) { return null; }
+  }
+
+  function store(key, shown) {
+    try { window.localStorage.setItem(PREFIX + key, shown ? "shown" : "hidden"); } catch (error) { /* not kept */ }
+  }
+
+  var switches = Array.prototype.slice.call(document.querySelectorAll("input.show-columns"));
+  switches.forEach(function (box) {
+    var key = box.getAttribute("data-columns");
+    var saved = stored(key);
+    if (saved !== null) box.checked = saved === "shown";
+    box.addEventListener("change", function () {
+      store(key, box.checked);
+      switches.forEach(function (other) {  // the same switch on every board of the page
+        if (other !== box && other.getAttribute("data-columns") === key) other.checked = box.checked;
       });
     });
   });
