@@ -89,7 +89,7 @@ def nearest_within(test: torch.Tensor, train: torch.Tensor, threshold: float) ->
     Pairs are screened in float32 (a matrix product, with a margin far above its rounding), then the
     candidates are confirmed in float64 by ``distance``: the result does not depend on chunking or threads.
     """
-    dims, floor = test.shape[1], (CONTRAST_FLOOR / 255) ** 2 * test.shape[1]
+    floor = (CONTRAST_FLOOR / 255) ** 2 * test.shape[1]
     train_sq = (train * train).sum(1).unsqueeze(0)
     train_t = train.T.contiguous()
     pairs = []
