@@ -145,14 +145,16 @@ def test_a_dead_holders_lock_is_taken_over(run_cli, tmp_path):
 
 
 def test_two_processes_started_together_train_each_run_once(tmp_path):
-    """Two identical grids at once: every run is trained by one of them; the other skips it (locked, or done)."""
+    """Two identical grids at once (one with --jobs 2): every run is trained by one of them; the other skips it
+    (locked, or done)."""
     out = tmp_path / "runs"
     argv = [sys.executable, "-m", "bench", "run", "--methods", "pix2pix,unet-l2", "--dataset", "sample", "--size",
             "32", "--budget", "40steps", "--seeds", "2", "--device", "cpu", "--metrics", "psnr", "-o", "ngf=4",
             "-o", "ndf=4", "--samples", "0", "--out", str(out), "--json"]
     env = os.environ | {"OMP_NUM_THREADS": "1"}
-    both = [subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-            for _ in range(2)]
+    # One grid runs its runs in turn, the other on two --jobs workers: overlapping grids, as on a shared --out.
+    both = [subprocess.Popen(argv + extra, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+            for extra in ([], ["--jobs", "2"])]
     trained: dict[str, int] = {}
     for process in both:
         stdout, stderr = process.communicate(timeout=600)
