@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from bench.engine import execute
-from bench.store import results
+from bench.store import index, results
 from bench.store.lock import lock_path, run_lock
 from bench.store.results import find_runs
 
@@ -185,3 +185,15 @@ def test_jobs_workers_skip_a_locked_run_and_the_driver_indexes_nothing_for_it(ru
             for path, status in db.execute("SELECT path, status FROM runs WHERE path LIKE '%pix2pix%'")}
     db.close()
     assert rows == {"seed0": "ok", "seed1": "ok"}  # seed 0's row is the first command's: nothing written for "locked"
+
+
+def test_a_replacement_being_swapped_in_is_not_a_run_of_the_record(finished):
+    """Between its result and the swap, a replacement's result.json exists in a hidden folder: the report and the
+    index never take it for a run."""
+    out, folder, files, row = finished
+    replacement = folder.with_name(f".{folder.name}.replacement")
+    replacement.mkdir()
+    (replacement / "result.json").write_bytes(files["result.json"])
+    assert [r["_dir"] for r in results.load_results(out) if "pix2pix" in r["_dir"]] == [str(folder)]
+    assert ".replacement" not in json.dumps(index.check(out), default=str)
+    assert index.rebuild(out) >= 1 and index_row(out) == row

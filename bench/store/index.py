@@ -27,7 +27,7 @@ from pathlib import Path
 
 from bench.errors import BenchError
 from bench.store.results import (INDEX_FILE, RESULT_FILE, DamagedResult, clean, load_results, os_reason, read_result,
-                                 temp_path, warn)
+                                 result_files, temp_path, warn)
 
 BUSY_TIMEOUT_S = 30.0
 RETRIES = 8
@@ -304,7 +304,7 @@ def sync_result(out: Path, path: Path, result: dict) -> bool:
 def _result_files(out: Path) -> dict[str, tuple[Path, float]]:
     """{index key: (result.json, its mtime)} of every result file below ``out`` now."""
     found = {}
-    for path in out.rglob(RESULT_FILE):
+    for path in result_files(out):
         try:
             found[index_key(out, path)] = (path, path.stat().st_mtime)
         except OSError:  # gone since it was listed, or a link loop: not a result

@@ -294,6 +294,14 @@ def write_result(out: Path, directory: Path, result: dict, index: bool = True) -
     return path
 
 
+def result_files(root: Path) -> list[Path]:
+    """Every ``result.json`` below ``root``, sorted; none inside a hidden folder (a ``--force`` replacement that is
+    being swapped in, or a temporary folder: not a run of the record)."""
+    root = Path(root)
+    return sorted(path for path in root.rglob(RESULT_FILE) if not (path.is_dir() and not path.is_symlink())
+                  and not any(part.startswith(".") for part in path.relative_to(root).parts[:-1]))
+
+
 def load_results(runs_dir: Path, damaged: list | None = None) -> list[dict]:
     """Every readable result.json below ``runs_dir``, each with ``_dir`` (its folder) added.
 
@@ -304,9 +312,7 @@ def load_results(runs_dir: Path, damaged: list | None = None) -> list[dict]:
     if not runs_dir.is_dir():
         raise BenchError(f"runs folder {runs_dir} does not exist")
     results = []
-    for path in sorted(runs_dir.rglob(RESULT_FILE)):
-        if path.is_dir() and not path.is_symlink():
-            continue
+    for path in result_files(runs_dir):
         try:
             result = read_result(path, strict=True)
         except DamagedResult as error:
