@@ -31,7 +31,7 @@ from PIL import Image
 from bench.errors import BenchError
 from bench.inference import colorize_photo, read_photo
 from bench.method import Method
-from bench.store.results import temp_path
+from bench.store.atomic import temp_path
 
 STATUSES = ("colorized", "failed", "skipped")
 

@@ -32,7 +32,7 @@ from bench.memory import check_decode
 from bench.method import Batch
 from bench.progress import progress_bar
 from bench.store.digest import save_sealed, verify
-from bench.store.results import clean_orphans
+from bench.store.atomic import clean_orphans
 
 ENV_DATA = "COLORBENCH_DATA"
 ENV_CACHE = "COLORBENCH_CACHE"

@@ -38,7 +38,7 @@ import torch.nn.functional as F
 
 from bench.data import ImageSet, cache_dir, centre_crop
 from bench.errors import BenchError
-from bench.store.results import atomic_write_text
+from bench.store.atomic import atomic_write_text
 
 THUMBNAIL_SIDE = 16
 # A contrast below this (RMS about the mean, 0-255) counts as this: near-uniform images are compared

@@ -56,3 +56,8 @@ def progress_bar(description: str, total: float | None, unit_column: bool = True
     with Progress(*columns, console=console, transient=False) as progress:
         task = progress.add_task(description, total=total, info="")
         yield lambda amount=1, **fields: progress.update(task, advance=amount, **fields)
+
+
+def warn(message: str) -> None:
+    """A one-line warning on stderr, shown even with --quiet: something on disk was damaged or set aside."""
+    console.print(f"warning: {message}", markup=False, highlight=False, soft_wrap=True)

@@ -38,7 +38,7 @@ from bench.errors import BenchError
 from bench.metric import MetricContext
 from bench.progress import log
 from bench.store.identity import RunIdentity, budget_key, hardware_class, identity_hardware
-from bench.store.results import temp_path
+from bench.store.atomic import temp_path
 from bench.weights import WeightStore
 
 DEFAULT_CHECKPOINT_EVERY = 300.0  # seconds of training between resume checkpoints

@@ -134,7 +134,7 @@ class Coco(Dataset):
 
     def selection(self) -> dict:
         """The subset: {"train", "test", "examined", "skipped", ...}, chosen once and cached."""
-        from bench.store.results import atomic_write_text
+        from bench.store.atomic import atomic_write_text
 
         folder = self._folder("train2017")
         names = jpeg_names(folder)

@@ -29,7 +29,7 @@ from pathlib import Path
 from bench import store
 from bench.errors import BenchError
 from bench.store.identity import hardware_class
-from bench.store.results import warn
+from bench.progress import warn
 
 STATUSES = ("ok", "failed", "skipped", "interrupted")
 REFERENCE_NAMES = {"gray": "gray input", "truth": "ground truth"}

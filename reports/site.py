@@ -30,7 +30,7 @@ import jinja2
 
 import bench
 from bench.errors import BenchError
-from bench.store import results as store_results
+from bench.store.atomic import atomic_folder
 from bench.reports.board import DEFAULT_RANK_BY, Board, Row, build_boards
 from bench.reports.curves import budget_curves, curves_json
 from bench.reports.cells import fmt
@@ -238,7 +238,7 @@ def render_site(runs_dirs: list[Path], out: Path, *, rank_by: str | None = None,
     _check_out(out)
     # Built beside the old site and swapped in whole: killed at any moment, or out of disk space, the
     # previous site stays as it was (a re-render replaces everything it wrote, so no stale image remains).
-    with store_results.atomic_folder(out, what="site") as staging:
+    with atomic_folder(out, what="site") as staging:
         _write_site(staging, boards, runs, rank_by)
         _keep_others(out, staging)
     return out

@@ -172,7 +172,7 @@ def test_index_rebuild_restores_a_drifted_index(run_cli, tmp_path):
 
 
 def test_orphan_temp_files_of_dead_processes_are_cleaned(tmp_path):
-    from bench.store.results import clean_orphans
+    from bench.store.atomic import clean_orphans
 
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     orphan = tmp_path / f".checkpoint.pt.{dead.stdout.strip()}-abcd1234.tmp"

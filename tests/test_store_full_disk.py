@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bench.errors import BenchError
-from bench.store import digest, index, results
+from bench.store import atomic, digest, index, results
 from bench.store.lock import run_lock
 from bench.store.results import find_runs
 
@@ -73,7 +73,7 @@ def test_a_rerun_with_nothing_to_do_writes_nothing_even_on_a_full_disk(run_cli, 
     # Only the lock's holder text, rewritten in place (no new block), and SQLite's shared-memory files.
     assert {Path(p).name for p in written} <= {".seed0.lock", "runs.sqlite-shm", "runs.sqlite-wal"}
     # Now with the disk full: every write fails, the index cannot even be opened.
-    for target, name in ((results, "atomic_write"), (os, "replace"), (os, "pwrite")):
+    for target, name in ((atomic, "atomic_write"), (os, "replace"), (os, "pwrite")):
         monkeypatch.setattr(target, name, disk_full)
     monkeypatch.setattr(index, "_open", lambda path: (_ for _ in ()).throw(BenchError(f"{path}: disk I/O error")))
     code, stdout, err = run_cli(*RUN, "--out", out)
@@ -92,7 +92,7 @@ def test_the_lock_holds_when_its_holder_text_cannot_be_written(tmp_path, monkeyp
 
 
 def test_a_full_disk_elsewhere_is_one_line_not_a_traceback(run_cli, tmp_path, monkeypatch):
-    monkeypatch.setattr(results, "atomic_write", disk_full)  # e.g. the reference rows, before any run
+    monkeypatch.setattr(atomic, "atomic_write", disk_full)  # e.g. the reference rows, before any run
     code, _, err = run_cli(*RUN, "--out", tmp_path / "runs")
     assert code in (2, 3) and "no space left on device" in err and "Traceback" not in err
     assert not find_runs(tmp_path / "runs", "sample", "unet-l2")

@@ -12,7 +12,7 @@ from bench.cli.manage import add_index_parser, add_list_parser, add_new_method_p
 from bench.cli.report import add_report_parser, add_score_parser
 from bench.cli.reproduce import add_reproduce_parser
 from bench.cli.run import add_run_parser
-from bench.store.results import os_reason
+from bench.store.atomic import os_reason
 from bench.cli.turing import add_turing_parser
 from bench.errors import BenchError
 

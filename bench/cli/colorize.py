@@ -13,7 +13,7 @@ def cmd_colorize(args) -> int:
     from bench.engine.checkpoint import load_checkpoint, resolve_checkpoint
     from bench.environment import resolve_device
     from bench.progress import console, log, progress_bar
-    from bench.store.results import clean_orphans
+    from bench.store.atomic import clean_orphans
 
     if args.max_pixels < 1:
         raise BenchError(f"--max-pixels {args.max_pixels}: must be at least 1")

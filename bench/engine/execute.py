@@ -41,6 +41,7 @@ from bench.errors import BenchError, Unavailable
 from bench.method import MethodContext
 from bench.progress import log
 from bench.store import index, results
+from bench.store.atomic import os_reason
 from bench.store.lock import RunLocked, run_lock
 from bench.store.identity import RunIdentity, hardware_class
 
@@ -246,7 +247,7 @@ def _execute_locked(identity: RunIdentity, context: RunContext, world: World) ->
         result.pop("per_image", None)
     except OSError as error:  # a full disk: said as such, in one line
         where = f"cannot write {error.filename}: " if error.filename else ""
-        result.update(status="failed", error=f"{where}{results.os_reason(error)}", metrics={}, metric_details={})
+        result.update(status="failed", error=f"{where}{os_reason(error)}", metrics={}, metric_details={})
         result.pop("per_image", None)
     except Exception as error:  # a failing method is recorded, and the others go on
         result.update(status="failed", error=f"{type(error).__name__}: {error}", traceback=traceback.format_exc(),
@@ -260,7 +261,7 @@ def _execute_locked(identity: RunIdentity, context: RunContext, world: World) ->
     try:
         write_run(result, context, identity, folder, world)
     except OSError as error:  # e.g. the disk is full: the run is not recorded; what was finished before stays
-        unrecorded = f"its result could not be written ({results.os_reason(error)}): it runs again next time"
+        unrecorded = f"its result could not be written ({os_reason(error)}): it runs again next time"
         log(f"{label}: {unrecorded}")
         result.update(status="failed", error=f"{result['error']}; {unrecorded}" if result["error"] else unrecorded)
     return result | {"_action": action}

@@ -16,7 +16,7 @@ from bench.engine.distributed import World
 from bench.engine.resume import RESUME_FILE
 from bench.errors import BenchError
 from bench.progress import log
-from bench.store import index, results
+from bench.store import atomic, index, results
 from bench.store.identity import RunIdentity
 
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -75,8 +75,8 @@ def prepare_folder(identity: RunIdentity, context: RunContext) -> tuple[dict | N
     A replacement that a kill or a stop cut short is continued by the next ``--force``.
     """
     folder, label = identity.folder(context.out), run_label(identity)
-    results.recover_folder(folder)
-    results.clean_orphans(folder)
+    atomic.recover_folder(folder)
+    atomic.clean_orphans(folder)
     replacement = replacement_folder(folder)
     skipped = skip_finished(identity, context)
     if skipped is not None:
@@ -88,7 +88,7 @@ def prepare_folder(identity: RunIdentity, context: RunContext) -> tuple[dict | N
         work = replacement
         log(f"{label}: --force: training a replacement beside the finished run in {folder}; the finished run "
             "stays until the replacement is complete")
-        results.clean_orphans(work)
+        atomic.clean_orphans(work)
     elif replacement.exists():  # the run it was to replace is gone or unfinished: nothing to swap it in for
         shutil.rmtree(replacement, ignore_errors=True)
     resume_path = work / RESUME_FILE
@@ -118,7 +118,7 @@ def write_run(result: dict, context: RunContext, identity: RunIdentity, work: Pa
         return
     (work / RESUME_FILE).unlink(missing_ok=True)
     results.write_result(context.out, work, result, index=False)
-    results.replace_folder(work, folder)
+    atomic.replace_folder(work, folder)
     if context.write_index:
         index.index_result(context.out, folder / results.RESULT_FILE, result)
     log(f"{label}: replaced the finished run in {folder} (--force)")

@@ -22,6 +22,7 @@ from bench.environment import environment
 from bench.evaluate import build_metrics, evaluate
 from bench.inference import colorize_seeded, gray_uint8, sample_indices
 from bench.store import results
+from bench.store.atomic import atomic_write
 from bench.store.identity import ReferenceIdentity, safe_name
 
 
@@ -167,7 +168,7 @@ def save_samples(folder: Path, kept: dict, test_set: ImageSet) -> list[dict]:
         files = {"gray": f"{stem}.gray.png", "pred": f"{stem}.pred.png", "truth": f"{stem}.truth.png"}
         for key, image in (("gray", gray_uint8(truth)[0]), ("pred", pred), ("truth", truth[0])):
             png = Image.fromarray(image.permute(1, 2, 0).cpu().numpy())
-            results.atomic_write(directory / files[key], lambda tmp, png=png: png.save(tmp, format="PNG"))
+            atomic_write(directory / files[key], lambda tmp, png=png: png.save(tmp, format="PNG"))
         samples.append({"name": test_set.names[position], "index": position} | {k2: f"samples/{v}" for k2, v in files.items()})
     return samples
 

@@ -22,7 +22,7 @@ import torch
 
 from bench.store import safe_name
 from bench.store.digest import save_sealed, verify
-from bench.store.results import warn
+from bench.progress import warn
 
 CACHE_VERSION = 2  # 2: the device fingerprint (version 1 hashed the bytes on the host)
 _WEIGHT_SEED, _WEIGHT_LIMIT = 20240917, 1 << 24

@@ -1,7 +1,10 @@
 """The run store: where every run lives and how it is found again.
 
 - ``identity``: a run's identity (what makes two runs the same) and the folder it names;
-- ``results``: ``result.json`` and the other files of a run folder, written atomically;
+- ``atomic``: every file and folder written whole or not at all (the project's one way of writing);
+- ``results``: ``result.json`` of a run folder: read (damaged ones cost one run), written, listed;
+- ``digest``: content digests sealing every ``torch.save`` payload, checked on load;
+- ``lock``: one process per run folder;
 - ``index``: the SQLite index ``runs.sqlite``, derivable from the result files.
 """
 

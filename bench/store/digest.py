@@ -16,7 +16,8 @@ from pathlib import Path
 import torch
 
 from bench.errors import BenchError
-from bench.store.results import atomic_write, warn
+from bench.progress import warn
+from bench.store.atomic import atomic_write
 
 DIGEST_KEY = "sha256"
 

@@ -26,8 +26,9 @@ import time
 from pathlib import Path
 
 from bench.errors import BenchError
-from bench.store.results import (INDEX_FILE, RESULT_FILE, DamagedResult, clean, load_results, os_reason, read_result,
-                                 result_files, temp_path, warn)
+from bench.progress import warn
+from bench.store.atomic import os_reason, temp_path
+from bench.store.results import INDEX_FILE, RESULT_FILE, DamagedResult, clean, load_results, read_result, result_files
 
 BUSY_TIMEOUT_S = 30.0
 RETRIES = 8

@@ -28,7 +28,7 @@ from PIL import Image
 
 import bench
 from bench.errors import BenchError
-from bench.store.results import atomic_folder
+from bench.store.atomic import atomic_folder
 from bench.reports.images import read_sample
 from bench.reports.runs import Run, load_runs
 from bench.reports.site import STATIC, _env, generated_date
