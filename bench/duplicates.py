@@ -1,6 +1,6 @@
 """Test images that duplicate training images, found on the decoded uint8 tensors.
 
-Runs for every dataset, where both splits are loaded (``bench.runner.prepare``), on the images exactly
+Runs for every dataset, where both splits are loaded (``bench.engine.context.prepare``), on the images exactly
 as the suite prepares them: each test image (the centre ``size`` crop of the image stored at
 ``size + size // 8``) is compared with the same centre crop of every training image. Both are reduced by
 area averaging to ``THUMBNAIL_SIDE`` x ``THUMBNAIL_SIDE`` RGB and each thumbnail's mean (over pixels and

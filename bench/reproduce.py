@@ -114,7 +114,8 @@ def environment_differences(published: dict, reproduced: dict) -> list[str]:
 
 def reproduce_one(published: Published, *, out: Path, device: torch.device, data_root: Path | None,
                   weights_dir: Path | None) -> Reproduction:
-    from bench.runner import RunConfig, run_benchmark
+    from bench.engine.context import RunConfig
+    from bench.runner import run_benchmark
 
     result, identity = published.result, published.identity
     config = result.get("config") or {}

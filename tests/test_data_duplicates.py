@@ -11,7 +11,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from bench import duplicates, runner
+from bench import duplicates
+from bench.engine import context
 from bench.data import ImageSet, centre_crop, load_split, train_load_size
 from bench.dataset import Dataset
 from bench.datasets.flowers import Flowers17
@@ -122,10 +123,10 @@ def test_clean_splits_record_a_check_that_found_nothing():
 
 def _prepare(monkeypatch, dataset: str, options: dict, data_root=None, size=SIZE):
     messages = []
-    monkeypatch.setattr(runner, "log", messages.append)
-    config = runner.RunConfig(methods=[], dataset=dataset, budget=Budget.parse("1steps"), device=torch.device("cpu"),
-                              out=Path("unused"), size=size, dataset_options=options, data_root=data_root)
-    return runner.prepare(config), messages
+    monkeypatch.setattr(context, "log", messages.append)
+    config = context.RunConfig(methods=[], dataset=dataset, budget=Budget.parse("1steps"), device=torch.device("cpu"),
+                               out=Path("unused"), size=size, dataset_options=options, data_root=data_root)
+    return context.prepare(config), messages
 
 
 def test_a_folder_with_a_duplicated_file_warns_with_the_count(monkeypatch, tmp_path):

@@ -21,7 +21,8 @@ from bench.cli import main
 from bench.engine.budget import Budget
 from bench.errors import BenchError
 from bench.plugins import BUILTIN_ORIGIN
-from bench.runner import RunConfig, run_benchmark
+from bench.engine.context import RunConfig
+from bench.runner import run_benchmark
 from bench.store.results import find_runs
 
 # Every built-in method (those random at test time too), one seed each (7 runs, two at a time under --jobs 2), with

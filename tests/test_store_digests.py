@@ -15,7 +15,7 @@ from bench.data import cache_path, load_split
 from bench.engine.checkpoint import load_checkpoint
 from bench.errors import BenchError
 from bench.metrics.features import PairedFeatures
-from bench.runner import make_dataset
+from bench.engine.context import make_dataset
 from bench.store.digest import content_digest, seal, verify
 from bench.store.results import find_runs
 

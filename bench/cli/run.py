@@ -54,7 +54,8 @@ def cmd_run(args) -> int:
     from bench.environment import resolve_device, untested_warning
     from bench.launch import torchrun
     from bench.progress import log
-    from bench.runner import RunConfig, run_benchmark
+    from bench.engine.context import RunConfig
+    from bench.runner import run_benchmark
 
     methods = registry.list_methods() if args.methods == "all" else split_list(args.methods)
     if not methods:

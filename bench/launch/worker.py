@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from bench.engine.context import RunContext
+from bench.engine.context import RunContext, prepare
 from bench.engine.execute import execute_run
 from bench.engine.run_folder import run_label
 from bench.engine.scoring import REFERENCES, execute_reference
@@ -88,8 +88,6 @@ class Heartbeat:
 def _context(config) -> RunContext:
     """``prepare(config)``, kept for the next job of the same config in this process."""
     global _context_cache
-    from bench.runner import prepare
-
     key = repr(config)
     if _context_cache is None or _context_cache[0] != key:
         _context_cache = None  # free the previous data before decoding the next

@@ -38,7 +38,7 @@ from bench.data import BatchSampler, train_load_size
 from bench.engine.budget import Budget
 from bench.engine.probe import probe
 from bench.engine.training import synchronize, train
-from bench.runner import resolve_precision
+from bench.engine.context import resolve_precision
 from bench.tf32 import tf32_enabled
 from side_by_side import (DEVICES, RESULTS, Settings, device_name, fill_batch, find_result, free_memory,
                           steps_per_round, synthetic_images, timed, utilisation)
