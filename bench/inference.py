@@ -79,10 +79,6 @@ def gray_uint8(images: torch.Tensor) -> torch.Tensor:
     return float_to_uint8(lab_to_rgb(lab))
 
 
-def save_png(image_chw_uint8: torch.Tensor, path: Path) -> None:
-    Image.fromarray(image_chw_uint8.permute(1, 2, 0).cpu().numpy()).save(path)
-
-
 def sample_indices(count: int, total: int) -> list[int]:
     """Evenly spread test images: the same ones for every method of a dataset."""
     count = min(count, total)

@@ -115,11 +115,6 @@ class RunIdentity:
         """Unique per run (seed included): what resume, the index and the launchers key on."""
         return digest(self.to_dict(), 16)
 
-    @property
-    def board(self) -> dict:
-        """What a leaderboard is keyed on: the identity less method, method options and seed."""
-        return {k: v for k, v in self.config.items() if k not in ("method", "method_options")}
-
     def folder(self, out: Path) -> Path:
         leaf = f"{self.size}px-{budget_slug(self.budget)}-{self.config_hash}"
         return Path(out) / safe_name(self.dataset) / safe_name(self.method) / leaf / f"seed{self.seed}"
