@@ -23,19 +23,28 @@ class Series:
     dots: list[tuple[str, str]]  # lone points (a one-point segment draws no line)
 
 
+class Frame:
+    """An SVG plot's size and the edges of its plot area, in pixels, from the class's ``SIZE`` (width, height) and
+    ``MARGINS`` (left, right, top, bottom): the one frame every chart of the site is drawn in."""
+
+    SIZE = (WIDTH, HEIGHT)
+    MARGINS = (LEFT, RIGHT, TOP, BOTTOM)
+
+    width = property(lambda self: self.SIZE[0])
+    height = property(lambda self: self.SIZE[1])
+    left = property(lambda self: self.MARGINS[0])
+    right = property(lambda self: self.SIZE[0] - self.MARGINS[1])
+    top = property(lambda self: self.MARGINS[2])
+    bottom = property(lambda self: self.SIZE[1] - self.MARGINS[3])
+
+
 @dataclass
-class Chart:
+class Chart(Frame):
     title: str
     x_label: str
     x_range: tuple[str, str]
     y_range: tuple[str, str]
     series: list[Series]
-    width: int = WIDTH
-    height: int = HEIGHT
-    left: int = LEFT
-    right: int = WIDTH - RIGHT
-    top: int = TOP
-    bottom: int = HEIGHT - BOTTOM
 
 
 def _span(low: float, high: float) -> tuple[float, float]:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from bench.reports.board import Board
 from bench.reports.cells import fmt
+from bench.reports.charts import Frame
 from bench.reports.runs import key_text
 from bench.reports.verdicts import Comparison, signed
 
@@ -33,7 +34,7 @@ class Line:
 
 
 @dataclass
-class Curve:
+class Curve(Frame):
     title: str
     metric: str
     arrow: str
@@ -45,12 +46,9 @@ class Curve:
     crossovers: list[str] = field(default_factory=list)
     ranking: bool = True  # the family's ranking metric (shown first, open); the others are folded
     has_verdicts: bool = True  # the boards have verdicts on this metric (else no crossover can be decided)
-    width: int = WIDTH
-    height: int = HEIGHT
-    left: int = LEFT
-    right: int = WIDTH - RIGHT
-    top: int = TOP
-    bottom: int = HEIGHT - BOTTOM
+
+    SIZE = (WIDTH, HEIGHT)
+    MARGINS = (LEFT, RIGHT, TOP, BOTTOM)
 
 
 def _curve_key(board: Board) -> tuple:
