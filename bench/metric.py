@@ -26,6 +26,21 @@ import torch
 
 from bench.options import Options
 
+DEFAULT_RANK_BY = "lpips"  # what a board is ranked by, and what bench run's closing table shows first
+NEXT_METRICS = ("psnr", "ssim", "fid", "kid")  # shown next, at a glance: the first ones with values
+GLANCE = 3  # metrics shown at a glance: the ranking metric and two more
+
+
+def glance_metrics(first: str | None, present, directional) -> list[str]:
+    """The metrics shown at a glance (the board's unfolded columns, ``bench run``'s closing table): ``first``
+    (the ranking metric), then the first of ``NEXT_METRICS``, then of the other ``directional`` metrics, that
+    have values (``present``), ``GLANCE`` in all."""
+    present, names = set(present), [first] if first else []
+    for name in (*NEXT_METRICS, *directional):
+        if len(names) < GLANCE and name in present and name not in names:
+            names.append(name)
+    return names
+
 
 @dataclass
 class MetricContext:

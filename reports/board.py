@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from bench.metric import DEFAULT_RANK_BY
 from bench.reports import findings as claims
 from bench.reports.cells import STAT_COLUMNS, Cell, Column, budget_text, metric_cell, metric_columns, stat_values
 from bench.reports.layout import glance_columns, number_notes, reason_line as one_line_reason
@@ -32,7 +33,6 @@ from bench.store import safe_name
 if TYPE_CHECKING:
     from bench.reports.turing.score import Fooling
 
-DEFAULT_RANK_BY = "lpips"
 STATUS_ORDER = {"failed": 2, "interrupted": 3, "skipped": 4}
 
 

@@ -1,7 +1,7 @@
 """What a board shows at a glance, and what it folds away (nothing is dropped: the page holds every column and note).
 
-- Columns: the ranking metric and the next two most-used metrics (``NEXT_METRICS``, as in ``bench run``'s
-  closing table) are shown; the board's other metrics and its run statistics fold behind switches the page
+- Columns: the ranking metric and the next two most-used metrics (``bench.metric.glance_metrics``, as in
+  ``bench run``'s closing table) are shown; the board's other metrics and its run statistics fold behind switches the page
   remembers (``static/sort.js``), still in the HTML, still sortable, and in the CSV/JSON exports as before.
 - Notes under the table, numbered once per board in reading order: every unavailable metric points at one
   note (grouped by reason, naming ``bench weights``), not a note per cell; a value below 0 of a metric that
@@ -15,13 +15,12 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
+from bench.metric import glance_metrics
 from bench.reports.cells import Cell, Column
 
 if TYPE_CHECKING:
     from bench.reports.board import Row
 
-NEXT_METRICS = ("psnr", "ssim", "fid", "kid")  # after the ranking metric, the first two with values (bench.cli.summary)
-GLANCE = 3  # metric columns shown before the fold: the ranking metric and two more
 BELOW_ZERO = {
     ("kid", "kd-alex"): "an unbiased estimator (KID's MMD²): it can fall below 0 when the two sets are equally "
                         "distributed (the ground truth against itself is below 0 by construction); read a value "
@@ -35,14 +34,12 @@ _DETAIL = re.compile(r" \([^()]*(?:/|\$|://)[^()]*\)")  # a parenthesis holding 
 
 
 def glance_columns(columns: list[Column], rank_by: str | None, rows: list[Row]) -> tuple[list[Column], list[Column]]:
-    """(shown, folded): the ranking metric first, then the first two of ``NEXT_METRICS`` (then of the other
-    metrics with a direction) with values on the board; every other metric column, in its order, folded."""
+    """(shown, folded): ``glance_metrics`` with values on the board, the ranking metric first; every other metric
+    column, in its order, folded."""
     by_name = {c.name: c for c in columns}
     present = {name for name in by_name if any(r.cells[name].mean is not None for r in rows if not r.is_reference)}
-    names = [rank_by] if rank_by in by_name else []
-    for name in list(NEXT_METRICS) + [c.name for c in columns if c.higher_is_better is not None]:
-        if len(names) < GLANCE and name in present and name not in names:
-            names.append(name)
+    names = glance_metrics(rank_by if rank_by in by_name else None, present,
+                           [c.name for c in columns if c.higher_is_better is not None])
     return [by_name[n] for n in names], [c for c in columns if c.name not in names]
 
 

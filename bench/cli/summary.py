@@ -14,12 +14,11 @@ from rich import box
 from rich.table import Table
 
 from bench import registry
+from bench.metric import DEFAULT_RANK_BY, glance_metrics
 from bench.stats import mean_interval
 from bench.store.results import status_text
 
 WIDTH = 100
-RANK_METRIC = "lpips"  # the report's default ranking metric (reports.board.DEFAULT_RANK_BY)
-NEXT_METRICS = ("psnr", "ssim", "fid", "kid")  # shown after the ranking metric, the first two with values
 
 
 def _has_values(results: list[dict], name: str) -> bool:
@@ -29,13 +28,12 @@ def _has_values(results: list[dict], name: str) -> bool:
 def shown_metrics(results: list[dict]) -> tuple[list[str], str | None]:
     """(metrics to show, ranking one first; a note when the ranking metric is not the default, else None)."""
     directional = [n for n in registry.list_metrics() if registry.metrics().get(n).cls.higher_is_better is not None]
-    first = RANK_METRIC if _has_values(results, RANK_METRIC) else next(
-        (n for n in directional if _has_values(results, n)), None)
+    present = [n for n in directional if _has_values(results, n)]
+    first = DEFAULT_RANK_BY if DEFAULT_RANK_BY in present else next(iter(present), None)
     note = None
-    if first != RANK_METRIC and first is not None:
-        note = f"{RANK_METRIC} has no values here, so {first} is shown first (and ranks the report's boards)"
-    rest = [n for n in NEXT_METRICS + tuple(directional) if n != first and _has_values(results, n)]
-    return ([first] if first else []) + list(dict.fromkeys(rest))[:2], note
+    if first != DEFAULT_RANK_BY and first is not None:
+        note = f"{DEFAULT_RANK_BY} has no values here, so {first} is shown first (and ranks the report's boards)"
+    return glance_metrics(first, present, directional), note
 
 
 def unavailable_lines(results: list[dict]) -> list[str]:
