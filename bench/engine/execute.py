@@ -243,16 +243,11 @@ def _execute_locked(identity: RunIdentity, context: RunContext, world: World) ->
         result.update(status="skipped", error=str(error))
         action = "skipped (unavailable here)"
     except BenchError as error:  # Diverged included: failed, never scored
-        result.update(status="failed", error=str(error), metrics={}, metric_details={})
-        result.pop("per_image", None)
+        _failed(result, str(error))
     except OSError as error:  # a full disk: said as such, in one line
-        where = f"cannot write {error.filename}: " if error.filename else ""
-        result.update(status="failed", error=f"{where}{os_reason(error)}", metrics={}, metric_details={})
-        result.pop("per_image", None)
+        _failed(result, (f"cannot write {error.filename}: " if error.filename else "") + os_reason(error))
     except Exception as error:  # a failing method is recorded, and the others go on
-        result.update(status="failed", error=f"{type(error).__name__}: {error}", traceback=traceback.format_exc(),
-                      metrics={}, metric_details={})
-        result.pop("per_image", None)
+        _failed(result, f"{type(error).__name__}: {error}", traceback=traceback.format_exc())
         if world.distributed:  # the other ranks may be waiting in a collective: torchrun ends them all
             write_run(result, context, identity, folder, world)
             raise
@@ -265,6 +260,12 @@ def _execute_locked(identity: RunIdentity, context: RunContext, world: World) ->
         log(f"{label}: {unrecorded}")
         result.update(status="failed", error=f"{result['error']}; {unrecorded}" if result["error"] else unrecorded)
     return result | {"_action": action}
+
+
+def _failed(result: dict, error: str, **more) -> None:
+    """A run that failed: its error, and no scores (a partial scoring is never recorded)."""
+    result.update(status="failed", error=error, metrics={}, metric_details={}, **more)
+    result.pop("per_image", None)
 
 
 def record_failure(identity: RunIdentity, context: RunContext, error: str) -> dict:
