@@ -134,8 +134,9 @@ def test_fresh_starts_interrupted_runs_over(tmp_path):
 def _write_many(out: str, worker: int, count: int) -> None:
     for k in range(count):
         folder = Path(out) / "grid" / f"w{worker}" / f"r{k}"
-        write_result(Path(out), folder, {"method": f"m{worker}", "dataset": "grid", "seed": k, "status": "ok",
-                                         "metric_details": {"psnr": {"value": float(k), "status": "ok"}}})
+        write_result(folder, {"method": f"m{worker}", "dataset": "grid", "seed": k, "status": "ok",
+                              "metric_details": {"psnr": {"value": float(k), "status": "ok"}}})
+        index.sync_folder(Path(out), folder)
 
 
 def test_concurrent_writers_keep_the_index_in_step_with_the_files(tmp_path):
@@ -155,8 +156,9 @@ def test_concurrent_writers_keep_the_index_in_step_with_the_files(tmp_path):
 
 def test_index_rebuild_restores_a_drifted_index(run_cli, tmp_path):
     for k in range(3):
-        write_result(tmp_path, tmp_path / "d" / f"r{k}", {"method": "m", "dataset": "d", "status": "failed",
-                                                          "metric_details": {"psnr": {"value": 1.0}}})
+        write_result(tmp_path / "d" / f"r{k}", {"method": "m", "dataset": "d", "status": "failed",
+                                                "metric_details": {"psnr": {"value": 1.0}}})
+        index.sync_folder(tmp_path, tmp_path / "d" / f"r{k}")
     db = sqlite3.connect(tmp_path / "runs.sqlite")
     with db:
         db.execute("DELETE FROM runs WHERE path = 'd/r1'")

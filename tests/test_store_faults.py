@@ -32,7 +32,9 @@ def result(status: str = "ok", psnr: float = 20.0, steps: int = 30) -> dict:
 
 
 def write(out: Path, name: str, **fields) -> Path:
-    return write_result(out, out / "d" / name, result(**fields)).parent
+    folder = write_result(out / "d" / name, result(**fields)).parent
+    index.sync_folder(out, folder)  # as the launcher does after a run
+    return folder
 
 
 def warnings(err: str, about: str = "") -> list[str]:

@@ -47,7 +47,6 @@ class RunContext:
     fresh: bool = False
     compile_mode: str | None = None  # torch.compile mode for every method's networks (None: eager)
     should_stop: object = field(default=lambda: False)
-    write_index: bool = True  # False in a launcher's workers: the driver indexes what they return
     world: World = field(default_factory=World)  # the ranks of a torchrun run (one process: World())
     device_label: str | None = None  # the device's name when this process does not train (Ray's driver)
 

@@ -1,13 +1,12 @@
 """One run, start to finish: skip / resume / train -> colorize + score (``scoring``) -> run folder.
 
 ``execute_run`` is self-contained given a :class:`RunIdentity` and a :class:`RunContext` (the decoded
-data, metrics and weights shared by the runs of one process), so any launcher can call it. A
-launcher's workers set ``RunContext.write_index = False``: only the driver writes the SQLite index,
-from the results they return (``bench.launch``).
+data, metrics and weights shared by the runs of one process), so any launcher can call it. It writes
+files only: the launcher indexes the run folder in the SQLite index afterwards (``bench.launch.driver``).
 
 A run folder holds ``result.json``, ``checkpoint.pt``, ``samples/``, while training ``resume.pt`` and,
 with --tensorboard, ``tensorboard/`` (``bench.engine.live``). Files land atomically; ``result.json`` is
-written after the files it describes and the index row after it; ``resume.pt`` goes once the result is written.
+written after the files it describes; ``resume.pt`` goes once the result is written.
 
 On several ranks (torchrun; ``bench.engine.distributed``) every rank trains and colorizes its share
 of the test split; rank 0 takes the decisions (skip, resume), scores and writes every file.
@@ -40,7 +39,7 @@ from bench.environment import device_name, environment
 from bench.errors import BenchError, Unavailable
 from bench.method import MethodContext
 from bench.progress import log
-from bench.store import index, results
+from bench.store import results
 from bench.store.atomic import os_reason
 from bench.store.lock import RunLocked, run_lock
 from bench.store.identity import RunIdentity, hardware_class
@@ -278,13 +277,11 @@ def record_failure(identity: RunIdentity, context: RunContext, error: str) -> di
     folder = identity.folder(context.out)
     finished = finished_result(identity, folder)
     if finished is not None:
-        if context.write_index:
-            index.index_result(context.out, folder / results.RESULT_FILE, finished)
         return finished | {"_action": "finished before its worker was lost"}
     if (folder / RESUME_FILE).exists():
         error += " (run the same command again to resume from its last checkpoint)"
     result = _header(identity, context, environment_info={"recorded_by": "the launcher's driver"})
     result.update(status="failed", error=error)
     log(f"{run_label(identity)}: failed: {error}")
-    results.write_result(context.out, folder, result, index=context.write_index)
+    results.write_result(folder, result)
     return result | {"_action": "not run to the end"}

@@ -2,8 +2,8 @@
 
 ``--force`` never deletes first: the replacement trains beside the finished run and is swapped in whole.
 
-``result.json`` is written after the files it describes and the index row after it; ``resume.pt`` goes
-once the result is written.
+``result.json`` is written after the files it describes; ``resume.pt`` goes once the result is written. The
+index row is the launcher's to write, from the folder (``bench.launch.driver``).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from bench.engine.distributed import World
 from bench.engine.resume import RESUME_FILE
 from bench.errors import BenchError
 from bench.progress import log
-from bench.store import atomic, index, results
+from bench.store import atomic, results
 from bench.store.identity import RunIdentity
 
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -55,8 +55,6 @@ def skip_finished(identity: RunIdentity, context: RunContext) -> dict | None:
             log(f"{run_label(identity)}: scored on {scored.get('draws', 1)} test-time draw(s), not "
                 f"--test-draws {context.test_draws}; --force trains and scores it again")
         (folder / RESUME_FILE).unlink(missing_ok=True)  # an orphan: killed after its result was written
-        if context.write_index:  # the index is a cache of the files: a missing or stale row is written
-            index.sync_result(context.out, folder / results.RESULT_FILE, previous)
         return previous | {"_action": SKIPPED}
     return None
 
@@ -99,14 +97,14 @@ def prepare_folder(identity: RunIdentity, context: RunContext) -> tuple[dict | N
 
 
 def write_run(result: dict, context: RunContext, identity: RunIdentity, work: Path, world: World) -> None:
-    """Rank 0 writes the run's result (and its index row, unless a launcher's driver does). A ``--force``
+    """Rank 0 writes the run's result. A ``--force``
     replacement (``work`` beside the run's folder) is swapped in only when it finished ``ok``; otherwise the
     finished run stays and the replacement is dropped (kept, to continue, when it was interrupted)."""
     if not world.is_main:
         return
     folder, label = identity.folder(context.out), run_label(identity)
     if work == folder:
-        results.write_result(context.out, folder, result, index=context.write_index)
+        results.write_result(folder, result)
         if result["status"] == "ok":
             (folder / RESUME_FILE).unlink(missing_ok=True)
         return
@@ -117,8 +115,6 @@ def write_run(result: dict, context: RunContext, identity: RunIdentity, work: Pa
             + ("; --force continues the replacement" if result["status"] == "interrupted" else ""))
         return
     (work / RESUME_FILE).unlink(missing_ok=True)
-    results.write_result(context.out, work, result, index=False)
+    results.write_result(work, result)
     atomic.replace_folder(work, folder)
-    if context.write_index:
-        index.index_result(context.out, folder / results.RESULT_FILE, result)
     log(f"{label}: replaced the finished run in {folder} (--force)")

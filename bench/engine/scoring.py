@@ -207,5 +207,5 @@ def execute_reference(reference: str, context: RunContext, dataset_options: dict
     start = time.perf_counter()
     details = unavailable | evaluate(batches(), metrics, targets.shape[0], label=f"score reference {reference}")
     _fill_scores(result, details, context, time.perf_counter() - start)
-    results.write_result(context.out, folder, result, index=context.write_index)
+    results.write_result(folder, result)
     return result

@@ -1,8 +1,9 @@
-"""The driver's side of a parallel launch: what workers return becomes results and index rows.
+"""The driver's side of a launch: what workers return becomes results and index rows.
 
-Only the driver writes the SQLite index: each result a worker returns is indexed here (the
-worker has already written its ``result.json``); a job whose worker was lost, or that raised
-outside the run, is recorded ``failed`` with the reason. Finished runs are skipped before
+The SQLite index is written here only, from the run folders: :func:`index_run` and
+:func:`index_references` read what a run left on disk (a worker, or the sequential launcher, has
+written its ``result.json``) and write its row when missing or stale -- for every launcher. A job whose
+worker was lost, or that raised outside the run, is recorded ``failed`` with the reason. Finished runs are skipped before
 anything is submitted. The live display -- one line per active run and an overall bar -- goes
 to stderr (nothing when quiet).
 """
@@ -19,10 +20,23 @@ from bench.errors import BenchError
 from bench.launch.worker import Job
 from bench.progress import console, is_quiet, log
 from bench.store import results
-from bench.store.identity import ReferenceIdentity
-from bench.store.index import index_result, sync_result
+from bench.store.identity import ReferenceIdentity, RunIdentity
+from bench.store.index import sync_folder
 
 OVERALL = "runs"
+
+
+def index_run(context: RunContext, identity: RunIdentity) -> None:
+    """The run's index row, from its folder: the index caches the file, so a run not written this time (skipped,
+    locked, a ``--force`` replacement that failed) leaves the row of what is on disk."""
+    sync_folder(context.out, identity.folder(context.out))
+
+
+def index_references(context: RunContext) -> None:
+    """The reference rows' index rows, from their folders."""
+    options = context.dataset.options.to_dict()
+    for reference in REFERENCES:
+        sync_folder(context.out, ReferenceIdentity(context.dataset.name, options, context.size, reference).folder(context.out))
 
 
 class Board:
@@ -79,23 +93,17 @@ class Driver:
             if done is None:
                 todo.append(job)
             else:
+                index_run(self.context, job.identity)
                 self.results[job.key] = done
                 self.board.finish(job)
         return todo
 
     def finished(self, job: Job, result) -> None:
-        """A worker's result: indexed here, the only writer of the index."""
-        out = self.context.out
+        """A worker's result: its folder indexed here."""
         if job.identity is None:
-            options = self.context.dataset.options.to_dict()
-            for reference, row in zip(REFERENCES, result):
-                folder = ReferenceIdentity(self.context.dataset.name, options, self.context.size, reference).folder(out)
-                index_result(out, folder / results.RESULT_FILE, row)
-        else:  # the index caches the file: a run not written here (locked, a --force replacement that failed)
-            path = job.identity.folder(out) / results.RESULT_FILE  # leaves the row of what is on disk
-            written = results.read_result(path)
-            if written is not None:
-                sync_result(out, path, written)
+            index_references(self.context)
+        else:
+            index_run(self.context, job.identity)
             self.results[job.key] = result
             action = "" if result["_action"] == result["status"] else f"{result['_action']} -> "
             log(f"{job.label}: {action}{results.status_text(result)}")
@@ -107,6 +115,7 @@ class Driver:
             log(f"reference rows: {error}")
         else:
             self.results[job.key] = record_failure(job.identity, self.context, error)
+            index_run(self.context, job.identity)
         self.board.finish(job)
 
     def collected(self, stop) -> list[dict]:

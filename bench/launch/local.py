@@ -30,7 +30,7 @@ from bench.engine.scoring import REFERENCES, execute_reference
 from bench.engine.training import Interrupted
 from bench.errors import BenchError
 from bench.launch import cpu_threads
-from bench.launch.driver import Driver
+from bench.launch.driver import Driver, index_references, index_run
 from bench.launch.worker import Job, run_job
 from bench.progress import log
 
@@ -46,6 +46,7 @@ def run_sequential(context, identities, stop) -> list[dict]:
     if context.world.is_main:  # several ranks: one scores the reference rows
         for reference in REFERENCES:
             execute_reference(reference, context, context.dataset.options.to_dict())
+        index_references(context)
     if stop():
         raise BenchError(f"stopped by {stop.signal} before the first run: run the same command again to go on")
     context.should_stop = stop
@@ -56,6 +57,9 @@ def run_sequential(context, identities, stop) -> list[dict]:
         except Interrupted:
             raise BenchError(f"stopped by {stop.signal or 'request'}: finished runs are kept and the "
                              "interrupted one resumes when you run the same command again") from None
+        finally:
+            if context.world.is_main:
+                index_run(context, identity)
         if stop():
             raise BenchError(f"stopped by {stop.signal} before the next run: run the same command again to go on")
     return results
@@ -113,6 +117,7 @@ def run_parallel(config, context, identities, stop, jobs: int) -> list[dict]:
     if context.world.is_main:  # several ranks: one scores the reference rows
         for reference in REFERENCES:
             execute_reference(reference, context, context.dataset.options.to_dict())
+        index_references(context)
     driver = Driver(context, identities, with_references=False)
     spawn = multiprocessing.get_context("spawn")
     messages, stop_event = spawn.Queue(), spawn.Event()

@@ -3,8 +3,8 @@
 The worker builds its :class:`RunContext` from the :class:`RunConfig` (``prepare``: the driver
 decoded the data first, so a worker on the same machine -- or sharing ``COLORBENCH_CACHE`` -- reads
 the decode cache) and keeps it for the next job of the same config. It writes the run folder
-under the shared ``--out`` but never the SQLite index: it returns the result, and the driver
-indexes it. Its progress goes to the driver through ``send`` (a heartbeat every
+under the shared ``--out`` (files only, as every run does): it returns the result, and the driver
+indexes the folder. Its progress goes to the driver through ``send`` (a heartbeat every
 ``HEARTBEAT_S``), whose answer says whether the driver asks the runs to stop.
 """
 
@@ -111,7 +111,7 @@ def run_job(config, job: Job, *, device: torch.device | None = None, threads: in
     set_reporter(heartbeat.progress)
     try:
         context = _context(config)
-        context.should_stop, context.write_index = heartbeat.stopping, False
+        context.should_stop = heartbeat.stopping
         if job.identity is None:
             options = context.dataset.options.to_dict()
             return [execute_reference(reference, context, options) for reference in REFERENCES]

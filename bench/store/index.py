@@ -251,17 +251,6 @@ def index_key(out: Path, result_path: Path) -> str:
     return Path(result_path).parent.resolve().relative_to(Path(out).resolve()).as_posix()
 
 
-def index_result(out: Path, path: Path, result: dict) -> None:
-    key = index_key(out, path)
-
-    def write(connection):
-        def transaction():
-            with connection:  # one transaction: the run row and its metric rows together
-                _write(connection, key, result)
-        _retry(transaction)
-    _update(out, write)
-
-
 def _read_rows(connection: sqlite3.Connection, key: str | None = None) -> tuple[dict, dict]:
     """({path: run row}, {path: {metric name: metric row}}) as stored; one path's, or every one."""
     where, args = (" WHERE path = ?", (key,)) if key is not None else ("", ())
@@ -300,6 +289,14 @@ def sync_result(out: Path, path: Path, result: dict) -> bool:
         _retry(transaction)
         return True
     return bool(_update(out, sync))
+
+
+def sync_folder(out: Path, folder: Path) -> bool:
+    """Index the run in ``folder`` from its ``result.json``, the record: its row written when missing or stale.
+    Nothing when the folder holds no readable result (a damaged one is said in one line)."""
+    path = Path(folder) / RESULT_FILE
+    result = read_result(path)
+    return result is not None and sync_result(out, path, result)
 
 
 def _result_files(out: Path) -> dict[str, tuple[Path, float]]:

@@ -1,7 +1,7 @@
 """Run folders: ``result.json`` and the files beside it, written so that a crash never mixes runs.
 
 Every file lands whole or not at all (``bench.store.atomic``); ``result.json`` is written after the files it
-describes, and the index row after it.
+describes; the launcher indexes the folder after it (``bench.store.index``).
 
 A ``result.json`` that cannot be read (truncated, not UTF-8, not a result object) is *damaged*: it
 costs its own run, never the others. ``read_result`` says so in one line and reads it as absent
@@ -107,15 +107,10 @@ def status_text(result: dict) -> str:
     return error if error.startswith((f"{status}:", f"{status} ")) else f"{status}: {error}"
 
 
-def write_result(out: Path, directory: Path, result: dict, index: bool = True) -> Path:
-    """Write ``result.json`` (atomically), then its index row (``index=False``: a launcher's worker,
-    whose driver indexes the result it returns)."""
-    from bench.store.index import index_result
-
-    path = atomic_write_text(Path(directory) / RESULT_FILE, json.dumps(clean(result), indent=2) + "\n")
-    if index:
-        index_result(out, path, result)
-    return path
+def write_result(directory: Path, result: dict) -> Path:
+    """Write ``result.json`` (atomically). The index row follows from the file: the launcher indexes each
+    run folder once its run is done (``bench.store.index.sync_folder``)."""
+    return atomic_write_text(Path(directory) / RESULT_FILE, json.dumps(clean(result), indent=2) + "\n")
 
 
 def result_files(root: Path) -> list[Path]:
