@@ -3,7 +3,7 @@
 With ``--jobs N`` each of N slots is a one-process ``ProcessPoolExecutor`` (spawned, so CUDA
 works in it) that runs jobs one after another and keeps its decoded data between them. Slot k
 trains on ``cuda:k`` (round-robin over the visible GPUs) or on the CPU with the torch threads of
-a sequential run (``bench.launch.cpu_threads``: the same numbers; ``--cpus-per-run`` splits the
+a sequential run (``bench.launch.settings.cpu_threads``: the same numbers; ``--cpus-per-run`` splits the
 cores instead). A slot whose process dies (killed, out of memory) is started again
 and the job it held is tried once more, then recorded failed; the other slots go on.
 
@@ -29,8 +29,8 @@ from bench.engine.execute import execute_run
 from bench.engine.scoring import REFERENCES, execute_reference
 from bench.engine.training import Interrupted
 from bench.errors import BenchError
-from bench.launch import cpu_threads
 from bench.launch.driver import Driver, index_references, index_run
+from bench.launch.settings import cpu_threads
 from bench.launch.worker import Job, run_job
 from bench.progress import log
 

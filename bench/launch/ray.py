@@ -2,7 +2,7 @@
 
 Each run (its :class:`RunIdentity`) is one task asking for one GPU -- Ray gives it its own
 (``CUDA_VISIBLE_DEVICES``) -- and ``--cpus-per-run`` CPUs (default 1), or on a CPU-only cluster as
-many CPUs as it has torch threads (``bench.launch.cpu_threads``: by default this process's, so
+many CPUs as it has torch threads (``bench.launch.settings.cpu_threads``: by default this process's, so
 the numbers equal a sequential run's). The
 reference rows are one more task. With no ``--ray-address`` Ray starts on this machine and uses
 every GPU of it, one run per GPU; ``--ray-address auto|HOST:PORT`` joins a running cluster, whose
@@ -26,22 +26,13 @@ import threading
 import torch
 
 from bench.errors import BenchError
-from bench.launch import cpu_threads
 from bench.launch.driver import Driver
+from bench.launch.settings import cpu_threads, require_ray
 from bench.launch.worker import Job, run_job
 from bench.progress import log
 
-INSTALL = "pip install 'colorbench[ray]'"
 POLL_S = 0.25  # how often the driver looks at finished tasks and at progress
 RETRIES = 1  # Ray runs a task again once when its worker dies
-
-
-def require_ray():
-    try:
-        import ray
-    except ImportError:
-        raise BenchError(f"--launcher ray needs Ray, which is not installed: {INSTALL}") from None
-    return ray
 
 
 def connect(address: str | None) -> bool:
