@@ -19,92 +19,18 @@ Methods without a value follow by name, then failed, interrupted and skipped one
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from bench.metric import DEFAULT_RANK_BY
 from bench.reports import findings as claims
 from bench.reports.cells import STAT_COLUMNS, Cell, Column, budget_text, metric_cell, metric_columns, stat_values
-from bench.reports.layout import glance_columns, number_notes, reason_line as one_line_reason
-from bench.reports.runs import Run, as_text, options_text
+from bench.reports.layout import glance_columns, number_notes
+from bench.reports.rows import Row, problem_texts
+from bench.reports.runs import Run, options_text
 from bench.reports.verdicts import Comparison, all_pairs, compare, rank_with_ties, row_sample, untested_summary
 from bench.stats import aggregate_seeds
 from bench.store import safe_name
 
-if TYPE_CHECKING:
-    from bench.reports.turing.score import Fooling
-
 STATUS_ORDER = {"failed": 2, "interrupted": 3, "skipped": 4}
-
-
-@dataclass
-class Row:
-    method: str
-    label: str  # method (changed options)
-    slug: str
-    runs: list[Run]
-    status: str
-    reason: str | None
-    cells: dict[str, Cell]
-    stats: dict[str, Cell]
-    kind: str = "method"  # "method" | "reference"
-    rank: int | None = None
-    tied_with: list[str] = field(default_factory=list)
-    vs_gray: Comparison | None = None
-    fooling: Fooling | None = None  # Turing-test fooling rate, when a study covers the row (bench turing score)
-
-    @property
-    def is_reference(self) -> bool:
-        return self.kind == "reference"
-
-    @property
-    def ok_runs(self) -> list[Run]:
-        return [r for r in self.runs if r.status == "ok"]
-
-    @property
-    def seeds(self) -> list:
-        return [r.seed for r in self.runs]
-
-    @property
-    def changed_options(self) -> dict:
-        return self.runs[0].changed_options
-
-    @property
-    def options_text(self) -> str:
-        return options_text(self.changed_options)
-
-    @property
-    def description(self) -> str:
-        return next((as_text(r.raw.get("method_description")) for r in self.runs if r.raw.get("method_description")), "")
-
-    @property
-    def plugin(self) -> str:
-        """The distribution (and version) the method came from; built-ins carry colorbench's version."""
-        for run in self.runs:
-            plugin = as_text(run.raw.get("method_plugin"))
-            if plugin:
-                version = as_text(run.section("environment").get("colorbench"))
-                return f"{plugin}, colorbench {version}" if "built-in" in plugin and version else plugin
-        return ""
-
-    @property
-    def problems(self) -> list[str]:
-        """Each seed that is not ok, with its status and full error (paths and URLs included)."""
-        return problem_texts(self.runs)
-
-    @property
-    def reason_line(self) -> str:
-        """The problems in one line, without paths and URLs (``problems`` holds them)."""
-        return one_line_reason(self)
-
-    @property
-    def gray_mark(self) -> str:
-        """vs the gray input on the ranked metric: better | worse | tied | "" (not compared)."""
-        c = self.vs_gray
-        if c is not None and c.needs_seeds:
-            return "needs seeds"
-        if c is None or not c.comparable or c.higher_is_better is None:
-            return ""
-        return "tied" if c.sign == 0 else ("better" if c.better == c.left else "worse")
 
 
 @dataclass
@@ -197,11 +123,6 @@ class Board:
         size = f"{self.size}px" if self.size is not None else "size unknown"
         options = f" ({options_text(self.dataset_options)})" if self.dataset_options else ""
         return f"{self.dataset}{options} · {size} · budget {self.budget_text} · {self.hardware} · {self.precision}"
-
-
-def problem_texts(runs: list[Run]) -> list[str]:
-    seed = lambda r: f"seed {r.seed} " if r.seed is not None else ""  # noqa: E731 (references have no seed)
-    return list(dict.fromkeys(f"{seed(r)}{r.status}: {r.error or 'no reason given'}" for r in runs if r.status != "ok"))
 
 
 def _row(runs: list[Run], slug: str, columns: list[Column]) -> Row:

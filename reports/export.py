@@ -14,8 +14,9 @@ import csv
 import io
 import json
 
-from bench.reports.board import Board, Row
+from bench.reports.board import Board
 from bench.reports.cells import Cell, Column
+from bench.reports.rows import Row
 from bench.reports.verdicts import Comparison
 
 

@@ -7,19 +7,15 @@
   note (grouped by reason, naming ``bench weights``), not a note per cell; a value below 0 of a metric that
   can be negative by construction (an unbiased KID-type estimator; a Fréchet distance at float precision)
   points at one explanation per family.
-- A failed, interrupted or skipped row's reason in one line; the full errors (paths, URLs) on demand.
+- A failed, interrupted or skipped row's reason in one line (``bench.reports.rows``); the full errors (paths, URLs) on
+  demand.
 """
 
 from __future__ import annotations
 
-import re
-from typing import TYPE_CHECKING
-
 from bench.metric import glance_metrics
 from bench.reports.cells import Cell, Column
-
-if TYPE_CHECKING:
-    from bench.reports.board import Row
+from bench.reports.rows import Row
 
 BELOW_ZERO = {
     ("kid", "kd-alex"): "an unbiased estimator (KID's MMD²): it can fall below 0 when the two sets are equally "
@@ -30,7 +26,6 @@ BELOW_ZERO = {
                         "it, and an interval over few seeds can reach below 0; read such a value as 0 ± its interval",
 }
 WEIGHTS_FIX = "`bench weights` says which pretrained files are missing and where each goes"
-_DETAIL = re.compile(r" \([^()]*(?:/|\$|://)[^()]*\)")  # a parenthesis holding a path, a variable or a URL
 
 
 def glance_columns(columns: list[Column], rank_by: str | None, rows: list[Row]) -> tuple[list[Column], list[Column]]:
@@ -80,23 +75,3 @@ def number_notes(rows: list[Row], columns: list[Column]) -> list[str]:
                     notes.append(text)
                 cell.footnotes.append(notes.index(text) + 1)
     return notes
-
-
-def short_reason(error: str) -> str:
-    """An error without its parenthesised paths and URLs (they stay in the full text)."""
-    return _DETAIL.sub("", error).strip() or error
-
-
-def reason_line(row: Row) -> str:
-    """A row's problems in one line: its seeds grouped by status and short reason."""
-    groups: dict[tuple[str, str], list] = {}
-    for run in row.runs:
-        if run.status != "ok":
-            groups.setdefault((run.status, short_reason(run.error or "no reason given")), []).append(run.seed)
-    parts = []
-    for (status, reason), seeds in groups.items():
-        known = [s for s in seeds if s is not None]
-        who = f"seed{'s' if len(known) > 1 else ''} {', '.join(map(str, known))}" if known else ""
-        head = " ".join(filter(None, [who, "" if status == row.status else status]))  # the cell says the row's own
-        parts.append(f"{head}: {reason}" if head else reason)
-    return "; ".join(parts)

@@ -31,13 +31,14 @@ import jinja2
 import bench
 from bench.errors import BenchError
 from bench.store.atomic import atomic_folder
-from bench.reports.board import DEFAULT_RANK_BY, Board, Row, build_boards
+from bench.reports.board import DEFAULT_RANK_BY, Board, build_boards
 from bench.reports.curves import budget_curves, curves_json
 from bench.reports.cells import fmt
 from bench.reports.charts import loss_charts
 from bench.reports.export import findings_csv, leaderboard, leaderboard_csv, leaderboard_json, verdicts_csv
 from bench.reports.images import ImageStore, sample_grid
 from bench.reports.provenance import provenance
+from bench.reports.rows import Row
 from bench.reports.runs import Run, as_number, load_runs
 
 MARKER = ".colorbench-site"  # marks a folder this renderer owns, so a re-render may replace its files
