@@ -29,7 +29,7 @@ from typing import Callable
 from PIL import Image
 
 from bench.errors import BenchError
-from bench.inference import colorize_photo, read_photo
+from bench.photo import colorize_photo, read_photo
 from bench.method import Method
 from bench.store.atomic import temp_path
 

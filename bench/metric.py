@@ -1,6 +1,6 @@
 """The interface of metric plugins.
 
-The evaluation engine (``bench.evaluate``) feeds every metric the same batches, once: predicted and
+The evaluation engine (``bench.evaluation``) feeds every metric the same batches, once: predicted and
 target RGB as float tensors in [0, 1], shape (N, 3, H, W), on the evaluation device, in full
 precision (autocast off, TF32 off).
 

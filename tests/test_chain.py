@@ -14,7 +14,7 @@ from PIL import Image
 from bench import registry
 from bench.engine.checkpoint import load_checkpoint, resolve_checkpoint, save_checkpoint
 from bench.errors import BenchError
-from bench.score import image_files, match_key
+from bench.evaluation.folders import image_files, match_key
 
 SIZE = 32
 TINY_RUN = ("--methods", "unet-l2", "--dataset", "sample", "--size", SIZE, "--seeds", "1", "--device", "cpu",

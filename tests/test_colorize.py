@@ -20,7 +20,7 @@ from bench.color import float_to_uint8, normalized_lab_to_rgb, rgb_to_normalized
 from bench.store.digest import DIGEST_KEY, seal
 from bench.engine.checkpoint import FORMAT, load_checkpoint, save_checkpoint
 from bench.errors import BenchError
-from bench.inference import Photo, colorize_photo, read_photo, upsample_rows
+from bench.photo import Photo, colorize_photo, read_photo, upsample_rows
 
 SIZE = 32
 

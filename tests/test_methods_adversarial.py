@@ -2,16 +2,18 @@
 
 import functools
 import io
+import time
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 from bench import registry
-from bench.api import Batch, BenchError, rgb_to_normalized_lab
-from bench.inference import colorize_uint8
+from bench.api import Batch, BenchError, normalized_lab_to_rgb, rgb_to_normalized_lab
+from bench.color import float_to_uint8, uint8_to_float
 from bench.methods.networks import ResnetBlock
 from bench.methods.pix2pix_resnet18 import Pix2PixResNet18
+from bench.progress import progress_bar
 
 SIZE = 32
 # Narrow networks keep the tests fast; the code paths are the full ones.
@@ -21,6 +23,27 @@ SMALL = {
     "cyclegan-paired": {"ngf": 8, "ndf": 8, "n_blocks": 2, "batch_size": 4},
     "cyclegan-unpaired": {"ngf": 8, "ndf": 8, "n_blocks": 2, "batch_size": 4},
 }
+
+
+def colorize_uint8(method, images: torch.Tensor, *, batch_size: int, label: str = "colorize"):
+    """uint8 RGB (N, 3, H, W) -> (uint8 predictions on the method's device, seconds).
+
+    The input's colour is discarded: the method sees only L and the output is L + predicted ab,
+    quantised to 8 bits exactly as it would be saved to a PNG.
+    """
+    method.eval_mode()
+    outputs = []
+    start = time.perf_counter()
+    with torch.no_grad(), progress_bar(label, total=images.shape[0]) as advance:
+        for first in range(0, images.shape[0], batch_size):
+            chunk = uint8_to_float(images[first : first + batch_size].to(method.device))
+            L, _ = rgb_to_normalized_lab(chunk)
+            ab = method.colorize(L)
+            outputs.append(float_to_uint8(normalized_lab_to_rgb(L, ab)))
+            advance(chunk.shape[0])
+    if method.device.type == "cuda":
+        torch.cuda.synchronize(method.device)
+    return torch.cat(outputs), time.perf_counter() - start
 
 
 def smooth_images(n: int, seed: int, size: int = SIZE) -> torch.Tensor:

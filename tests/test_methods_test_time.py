@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from bench import registry
-from bench.engine import scoring
-from bench.inference import colorize_seeded
+from bench.evaluation import test_split as scoring
+from bench.evaluation.test_time import colorize_seeded
 
 
 @pytest.fixture(scope="module")

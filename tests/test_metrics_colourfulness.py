@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from bench.color import float_to_uint8, lab_to_rgb, rgb_to_lab
-from bench.evaluate import build_metrics, evaluate
+from bench.evaluation.metric_pass import build_metrics, evaluate
 from bench.metric import MetricContext
 from bench.stats import bootstrap_ci
 from bench.metrics.ab_histogram import ABHistSWD, bin_centres

@@ -17,7 +17,7 @@ from PIL import Image
 
 from bench import registry
 from bench.color import float_to_uint8, lab_to_rgb, rgb_to_lab
-from bench.evaluate import build_metrics, evaluate
+from bench.evaluation.metric_pass import build_metrics, evaluate
 from bench.metric import MetricContext
 from bench.weights import WeightStore
 

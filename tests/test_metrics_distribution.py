@@ -18,7 +18,7 @@ from pytorch_fid import inception as pf_inception
 from pytorch_fid.fid_score import calculate_frechet_distance, get_activations
 
 from bench.errors import BenchError
-from bench.evaluate import build_metrics, evaluate
+from bench.evaluation.metric_pass import build_metrics, evaluate
 from bench.metric import MetricContext
 from bench.metrics import distribution as dist
 from bench.metrics.features import TargetFingerprint

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from bench.evaluate import build_metrics, evaluate
+from bench.evaluation.metric_pass import build_metrics, evaluate
 from bench.stats import aggregate_seeds, bootstrap_ci
 from bench.metric import Metric, MetricContext
 from bench.metrics.fidelity import PSNR

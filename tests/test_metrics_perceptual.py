@@ -13,7 +13,7 @@ import torchvision
 from PIL import Image
 
 from bench.errors import BenchError, Unavailable
-from bench.evaluate import build_metrics, evaluate
+from bench.evaluation.metric_pass import build_metrics, evaluate
 from bench.metric import MetricContext
 from bench.metrics.perceptual import LPIPS, load_lpips, trunk_state_dict
 from bench.weights import WeightStore
@@ -100,7 +100,7 @@ def test_out_of_range_input_fails_the_trunk_metrics_in_a_pass(shared_weights_dir
     context = MetricContext(device=CPU, weights=WeightStore(shared_weights_dir))
     metrics, _ = build_metrics(["lpips", "psnr", "fd-alex", "kd-alex"], context)
     images = torch.rand(2, 3, 32, 32)
-    from bench import evaluate as engine
+    from bench.evaluation import metric_pass as engine
 
     # A broken conversion hands the metrics [1, 2] instead of [0, 1].
     with mock.patch.object(engine, "uint8_to_float", lambda u8: u8.float() / 255 + 1):

@@ -11,7 +11,7 @@ from bench.errors import BenchError
 
 def cmd_score(args) -> int:
     from bench.environment import resolve_device
-    from bench.score import score_folders
+    from bench.evaluation.folders import score_folders
 
     names = split_list(args.metrics) if args.metrics else None
     if names:

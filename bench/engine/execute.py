@@ -33,7 +33,7 @@ from bench.engine.probe import probe, utilisation
 from bench.engine.resume import RESUME_FILE, load_resume, save_resume
 from bench.engine.context import RunContext
 from bench.engine.run_folder import CHECKPOINT_FILE, finished_result, prepare_folder, run_label, write_run
-from bench.engine.scoring import score_method
+from bench.evaluation.test_split import score_method
 from bench.engine.training import Interrupted, train
 from bench.environment import device_name, environment
 from bench.errors import BenchError, Unavailable

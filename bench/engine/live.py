@@ -22,7 +22,8 @@ import torch
 
 from bench.color import float_to_uint8, normalized_lab_to_rgb, rgb_to_normalized_lab, uint8_to_float
 from bench.errors import BenchError
-from bench.inference import colorize_seeded, gray_uint8, sample_indices
+from bench.evaluation.test_split import gray_uint8, sample_indices
+from bench.evaluation.test_time import colorize_seeded
 
 FOLDER = "tensorboard"
 SAMPLES = 4  # test images in the grid

@@ -15,7 +15,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from bench.engine.context import RunContext
 from bench.engine.execute import record_failure
 from bench.engine.run_folder import skip_finished
-from bench.engine.scoring import REFERENCES
+from bench.evaluation.references import REFERENCES
 from bench.errors import BenchError
 from bench.launch.worker import Job
 from bench.progress import console, is_quiet, log

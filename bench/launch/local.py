@@ -26,7 +26,7 @@ from concurrent.futures.process import BrokenProcessPool
 import torch
 
 from bench.engine.execute import execute_run
-from bench.engine.scoring import REFERENCES, execute_reference
+from bench.evaluation.references import REFERENCES, execute_reference
 from bench.engine.training import Interrupted
 from bench.errors import BenchError
 from bench.launch.driver import Driver, index_references, index_run

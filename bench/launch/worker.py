@@ -18,7 +18,7 @@ import torch
 from bench.engine.context import RunContext, prepare
 from bench.engine.execute import execute_run
 from bench.engine.run_folder import run_label
-from bench.engine.scoring import REFERENCES, execute_reference
+from bench.evaluation.references import REFERENCES, execute_reference
 from bench.engine.training import Interrupted
 from bench.environment import device_name
 from bench.errors import BenchError

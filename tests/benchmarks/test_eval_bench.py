@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from bench import registry
-from bench.evaluate import build_metrics, evaluate
+from bench.evaluation.metric_pass import build_metrics, evaluate
 from bench.metric import MetricContext
 from bench.metrics.fidelity import ssim
 from bench.weights import WeightStore

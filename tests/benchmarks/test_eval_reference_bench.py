@@ -15,7 +15,7 @@ decode like photos), then timed once each, on CUDA when present:
   distance read back (the script writes it out); AlexNet trunk from the local weights as
   ``bench.metrics.perceptual`` loads it (``load_image`` needs OpenCV; without it the same RGB array
   comes from PIL, and the row says so);
-- colorbench: ``bench.score.score_folders`` (the ``bench score`` path: decoding, every available
+- colorbench: ``bench.evaluation.folders.score_folders`` (the ``bench score`` path: decoding, every available
   metric on the device, batches of COLORBENCH_BENCH_EVAL_BATCH), model loading included; and the
   metrics alone (``build_metrics`` + ``evaluate`` on uint8 batches already on the device).
 
@@ -44,11 +44,11 @@ from PIL import Image
 
 from bench import registry
 from bench.errors import BenchError
-from bench.evaluate import build_metrics, evaluate
+from bench.evaluation.metric_pass import build_metrics, evaluate
 from bench.metric import MetricContext
 from bench.metrics.distribution import load_fid_inception
 from bench.metrics.perceptual import load_lpips, trunk_state_dict
-from bench.score import image_files, read_rgb, score_folders
+from bench.evaluation.folders import image_files, read_rgb, score_folders
 from bench.weights import KNOWN_WEIGHTS, WeightStore
 from side_by_side import DEVICES, RESULTS, Settings, device_name, find_result, free_memory, synthetic_images
 

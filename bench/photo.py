@@ -1,4 +1,4 @@
-"""Colorizing: the test split during a run, and a user's own photos (``bench colorize``, see ``bench.colorize``).
+"""Colorizing a user's own photos (``bench colorize``, see ``bench.colorize``).
 
 A photo is colorized at its own size with bounded memory: the network runs once at its trained
 size on a reduced copy, and the full-resolution recombination (the photo's own L + the upsampled
@@ -7,7 +7,6 @@ ab) runs in row tiles that are written into the 8-bit output, so no full-size fl
 
 from __future__ import annotations
 
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,77 +15,11 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from bench.color import (
-    float_to_uint8,
-    lab_to_rgb,
-    normalized_lab_to_rgb,
-    rgb_to_lab,
-    rgb_to_normalized_lab,
-    uint8_to_float,
-)
+from bench.color import float_to_uint8, normalized_lab_to_rgb, rgb_to_normalized_lab
 from bench.errors import BenchError
+from bench.evaluation.test_time import colorize_seeded
 from bench.method import Method
-from bench.progress import progress_bar
 
-
-def colorize_uint8(method: Method, images: torch.Tensor, *, batch_size: int, label: str = "colorize"):
-    """uint8 RGB (N, 3, H, W) -> (uint8 predictions on the method's device, seconds).
-
-    The input's colour is discarded: the method sees only L and the output is L + predicted ab,
-    quantised to 8 bits exactly as it would be saved to a PNG.
-    """
-    method.eval_mode()
-    outputs = []
-    start = time.perf_counter()
-    with torch.no_grad(), progress_bar(label, total=images.shape[0]) as advance:
-        for first in range(0, images.shape[0], batch_size):
-            chunk = uint8_to_float(images[first : first + batch_size].to(method.device))
-            L, _ = rgb_to_normalized_lab(chunk)
-            ab = method.colorize(L)
-            outputs.append(float_to_uint8(normalized_lab_to_rgb(L, ab)))
-            advance(chunk.shape[0])
-    if method.device.type == "cuda":
-        torch.cuda.synchronize(method.device)
-    return torch.cat(outputs), time.perf_counter() - start
-
-
-def test_time_seed(run_seed: int, index: int, draw: int = 0) -> int:
-    """The seed of one image's test-time randomness: a function of (run seed, image index, draw) only.
-    Draw 0 is the scored one; ``--test-draws`` adds draws 1, 2, ... for the spread."""
-    entropy = [run_seed, index] + ([draw] if draw else [])
-    return int(np.random.SeedSequence(entropy).generate_state(1, dtype=np.uint64)[0] >> 1)
-
-
-def colorize_seeded(method: Method, L: torch.Tensor, *, run_seed: int, first_index: int, draw: int = 0) -> torch.Tensor:
-    """``method.colorize(L)``; for a method random at test time, image by image, each drawing from
-    its own seed (``test_time_seed(run_seed, first_index + k, draw)``) with the process's generators restored
-    afterwards, so the output never depends on the process's history or on the batch."""
-    if not method.random_at_test_time:
-        return method.colorize(L)
-    devices = [method.device] if method.device.type == "cuda" else []
-    outputs = []
-    for k, image in enumerate(L.split(1)):
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(test_time_seed(run_seed, first_index + k, draw))
-            outputs.append(method.colorize(image))
-    return torch.cat(outputs)
-
-
-def gray_uint8(images: torch.Tensor) -> torch.Tensor:
-    """The gray input a method sees (L with zero ab), as uint8 RGB."""
-    lab = rgb_to_lab(uint8_to_float(images))
-    lab[:, 1:] = 0
-    return float_to_uint8(lab_to_rgb(lab))
-
-
-def sample_indices(count: int, total: int) -> list[int]:
-    """Evenly spread test images: the same ones for every method of a dataset."""
-    count = min(count, total)
-    return [round(i * (total - 1) / max(1, count - 1)) for i in range(count)] if count > 1 else [0][:count]
-
-
-
-# -- a user's photos ------------------------------------------------------------------------------
 # Rows per tile are chosen so a tile holds about this many pixels: the Lab maths on a tile needs a
 # few float32 copies of it (tens of MB), whatever the photo's size.
 TILE_PIXELS = 1 << 19

@@ -22,7 +22,7 @@ from PIL import Image
 
 from bench import registry
 from bench.errors import BenchError
-from bench.evaluate import build_metrics, evaluate
+from bench.evaluation.metric_pass import build_metrics, evaluate
 from bench.metric import MetricContext
 from bench.progress import log
 from bench.weights import WeightStore

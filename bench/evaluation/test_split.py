@@ -1,10 +1,8 @@
-"""Colorize the test split and score it: one pass on one device, or sharded over ranks; the samples;
-the reference rows (gray input, ground truth), scored by the same code on the same images.
+"""Colorize the test split and score it: one pass on one device, or sharded over ranks; the samples.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 import statistics
 import time
@@ -14,16 +12,34 @@ import torch
 from PIL import Image
 from torch.utils.flop_counter import FlopCounterMode
 
-from bench.color import float_to_uint8, normalized_lab_to_rgb, rgb_to_normalized_lab, uint8_to_float
+from bench.color import (
+    float_to_uint8,
+    lab_to_rgb,
+    normalized_lab_to_rgb,
+    rgb_to_lab,
+    rgb_to_normalized_lab,
+    uint8_to_float,
+)
 from bench.data import ImageSet
 from bench.engine.context import RunContext
 from bench.engine.training import Diverged
-from bench.environment import environment
-from bench.evaluate import build_metrics, evaluate
-from bench.inference import colorize_seeded, gray_uint8, sample_indices
-from bench.store import results
+from bench.evaluation.metric_pass import build_metrics, evaluate
+from bench.evaluation.test_time import colorize_seeded
 from bench.store.atomic import atomic_write
-from bench.store.identity import ReferenceIdentity, safe_name
+from bench.store.identity import safe_name
+
+
+def gray_uint8(images: torch.Tensor) -> torch.Tensor:
+    """The gray input a method sees (L with zero ab), as uint8 RGB."""
+    lab = rgb_to_lab(uint8_to_float(images))
+    lab[:, 1:] = 0
+    return float_to_uint8(lab_to_rgb(lab))
+
+
+def sample_indices(count: int, total: int) -> list[int]:
+    """Evenly spread test images: the same ones for every method of a dataset."""
+    count = min(count, total)
+    return [round(i * (total - 1) / max(1, count - 1)) for i in range(count)] if count > 1 else [0][:count]
 
 
 def _colorized(method, images: torch.Tensor, batch_size: int, device, keep: dict, bad: list, seconds: list,
@@ -117,7 +133,7 @@ def score_method(method, context: RunContext, result: dict, folder: Path, label:
     if not context.world.is_main:
         return
     result["test_time"] = _test_time(method.random_at_test_time, [details] + extra)
-    _fill_scores(result, details, context, eval_s)
+    fill_scores(result, details, context, eval_s)
     result["timings"].update(colorize_host_s=colorize_s[0], test_s_per_image=colorize_s[0] / len(test_set),
                              test_flops_per_image=_colorize_flops(method, test_set.images[:1].to(context.device), seed))
     result["samples"] = save_samples(folder, keep, test_set)
@@ -144,7 +160,7 @@ def _colorize_flops(method, image: torch.Tensor, seed: int) -> int:
     return int(counter.get_total_flops())
 
 
-def _fill_scores(result: dict, details: dict, context: RunContext, eval_s: float) -> None:
+def fill_scores(result: dict, details: dict, context: RunContext, eval_s: float) -> None:
     details = {name: details[name] for name in context.metric_names}
     result["timings"].update(eval_s=eval_s, eval_images_per_s=len(context.test_set) / eval_s if eval_s else None)
     result["per_image"] = {"names": context.test_set.names} | {
@@ -171,41 +187,3 @@ def save_samples(folder: Path, kept: dict, test_set: ImageSet) -> list[dict]:
             atomic_write(directory / files[key], lambda tmp, png=png: png.save(tmp, format="PNG"))
         samples.append({"name": test_set.names[position], "index": position} | {k2: f"samples/{v}" for k2, v in files.items()})
     return samples
-
-
-REFERENCES = {"gray": "gray input", "truth": "ground truth"}
-
-
-def execute_reference(reference: str, context: RunContext, dataset_options: dict) -> dict:
-    """A reference row (gray input or ground truth), scored by the same metric code on the same images."""
-    identity = ReferenceIdentity(context.dataset.name, dataset_options, context.size, reference)
-    folder = identity.folder(context.out)
-    previous = results.read_result(folder) if (folder / results.RESULT_FILE).is_file() else None
-    if previous and previous.get("status") == "ok" and all(
-        (previous.get("metric_details") or {}).get(n, {}).get("status") == "ok" for n in context.metric_names
-    ):
-        return previous
-    targets = context.test_set.images
-    result = {
-        "schema": results.SCHEMA, "kind": "reference", "reference": reference, "method": REFERENCES[reference],
-        "method_plugin": "colorbench (reference)",
-        "method_description": {"gray": "the gray input itself (ab = 0): what doing nothing scores",
-                               "truth": "the ground truth against itself: the ceiling of each metric"}[reference],
-        "dataset": identity.dataset, "size": identity.size, "seed": None, "status": "ok", "error": None,
-        "identity": identity.to_dict(), "run_key": identity.run_key, "budget": {}, "timings": {},
-        "environment": environment(context.device),
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-    }
-    metrics, unavailable = build_metrics(context.metric_names, context.metric_context)
-    bs = context.eval_batch_size
-
-    def batches():
-        for first in range(0, targets.shape[0], bs):
-            target = targets[first : first + bs].to(context.device)
-            yield (gray_uint8(target) if reference == "gray" else target), target
-
-    start = time.perf_counter()
-    details = unavailable | evaluate(batches(), metrics, targets.shape[0], label=f"score reference {reference}")
-    _fill_scores(result, details, context, time.perf_counter() - start)
-    results.write_result(folder, result)
-    return result
