@@ -11,7 +11,7 @@ from bench.reports.runs import Run, as_text, options_text
 from bench.reports.verdicts import Comparison
 
 if TYPE_CHECKING:
-    from bench.reports.turing.score import Fooling
+    from bench.reports.turing.votes import Fooling
 
 _DETAIL = re.compile(r" \([^()]*(?:/|\$|://)[^()]*\)")  # a parenthesis holding a path, a variable or a URL
 

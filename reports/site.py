@@ -224,7 +224,7 @@ def render_site(runs_dirs: list[Path], out: Path, *, rank_by: str | None = None,
     """Render every result under ``runs_dirs`` (merged) into the site folder ``out``; returns ``out``.
 
     ``rank_by``: the ranking metric (default LPIPS); ``verdicts``: metrics whose pairwise verdicts are
-    shown besides the ranking metric's; ``turing``: a Turing test's scores (``bench.reports.turing.score.
+    shown besides the ranking metric's; ``turing``: a Turing test's scores (``bench.reports.turing.votes.
     score_study``), shown as a fooling-rate column on the boards whose runs the study covers.
     """
     runs, merge_notes = load_runs([Path(d) for d in runs_dirs])
@@ -232,7 +232,7 @@ def render_site(runs_dirs: list[Path], out: Path, *, rank_by: str | None = None,
     rank_by = rank_by or DEFAULT_RANK_BY
     boards = build_boards(runs, merge_notes, rank_by=rank_by, verdict_metrics=list(verdicts))
     if turing is not None:
-        from bench.reports.turing.score import attach_fooling
+        from bench.reports.turing.votes import attach_fooling
 
         attach_fooling(boards, turing)
     out = Path(out)

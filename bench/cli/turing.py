@@ -13,7 +13,7 @@ from bench.errors import BenchError
 def cmd_turing(args) -> int:
     """``bench turing --runs DIR --out STUDY`` builds a study; ``bench turing score STUDY VOTES…`` scores it."""
     if args.turing_command == "score":
-        from bench.reports.turing.score import score_study
+        from bench.reports.turing.votes import score_study
         from bench.reports.turing.tables import print_scores
 
         scores = score_study(Path(args.study), [Path(p) for p in args.votes], min_catch=args.min_catch)

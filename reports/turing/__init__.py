@@ -14,12 +14,12 @@ method (no photo is judged twice, so none can be learned). Each trial shows one 
 real photo and one method's colorization (or, in a catch trial, the gray input), left/right at random,
 and asks which one is the real photo. The page knows nothing else: no method names, no real side. Votes
 stay in the browser until the rater exports them as one JSON file. ``bench turing score STUDY
-votes/*.json`` (``score.score_study``) maps the votes back through design.json: the fooling rate per
+votes/*.json`` (``votes.score_study``) maps the votes back through design.json: the fooling rate per
 method (share of its trials where the colorization was picked as real; 50 % = indistinguishable), pooled
 with a 95 % interval from a two-way cluster bootstrap over raters and images, and per rater with Wilson's,
 after dropping raters who fail the catch trials. ``--report SITE`` renders the leaderboard with it as a
 column.
 
 Modules: ``design`` (arms, images and the balanced seeded design), ``study`` (writing the site),
-``score`` (votes, fooling rates, the leaderboard column).
+``votes`` (votes, fooling rates, the leaderboard column).
 """

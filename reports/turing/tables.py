@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench.reports.turing.design import DESIGN_FILE, SITE_FOLDER
-from bench.reports.turing.score import catch_text
+from bench.reports.turing.votes import catch_text
 
 
 def percent(value: float | None) -> str:
