@@ -15,25 +15,13 @@ from bench import registry
 from bench.engine.checkpoint import load_checkpoint, resolve_checkpoint, save_checkpoint
 from bench.errors import BenchError
 from bench.evaluation.folders import image_files, match_key
+from tests.helpers import write_photos
 
 SIZE = 32
 TINY_RUN = ("--methods", "unet-l2", "--dataset", "sample", "--size", SIZE, "--seeds", "1", "--device", "cpu",
             "--metrics", "psnr", "-o", "ngf=4", "--samples", "1",
             # 14 train and 7 test crops instead of 168 and 56: the chain is under test, not the training.
             "--dataset-option", "train_per_photo=2", "--dataset-option", "test_per_photo=1")
-
-
-def photo(seed: int, height: int = 24, width: int = 40) -> np.ndarray:
-    """A smooth colour image (JPEG keeps it well), different for each seed."""
-    y, x = np.mgrid[0:height, 0:width] / max(height, width)
-    phase = seed / 7
-    return (np.stack([x, (y + phase) % 1, 1 - (x + y) / 2], -1) * 200 + 30).astype(np.uint8)
-
-
-def write_photos(folder: Path, names: list[str]) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    for seed, name in enumerate(names):
-        Image.fromarray(photo(seed)).save(folder / name, quality=95)
 
 
 @pytest.fixture(scope="module")

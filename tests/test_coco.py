@@ -16,7 +16,7 @@ from bench.api import BenchError
 from bench.data import load_split
 from bench.datasets import coco
 from bench.datasets.coco import Coco, CocoOptions, split_sizes
-from bench.store.results import find_runs
+from tests.helpers import find_runs
 
 COLOUR, GRAY_L, GRAY_RGB = 24, 3, 3  # colour photos, single-channel grays, RGB files holding a gray picture
 OFFICIAL = {  # the published COCO 2017 zips and their md5s, written out here rather than read from the plugin

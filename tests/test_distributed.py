@@ -15,7 +15,7 @@ import torch
 
 from bench import registry
 from bench.engine.distributed import World
-from bench.store.results import find_runs
+from tests.helpers import find_runs
 
 PLUGIN = '''
 import os

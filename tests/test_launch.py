@@ -23,7 +23,7 @@ from bench.errors import BenchError
 from bench.plugins import BUILTIN_ORIGIN
 from bench.engine.context import RunConfig
 from bench.runner import run_benchmark
-from bench.store.results import find_runs
+from tests.helpers import find_runs
 
 # Every built-in method (those random at test time too), one seed each (7 runs, two at a time under --jobs 2), with
 # the smallest networks that still run each code path (-o KEY=VALUE reaches each method that has KEY; ResNet18 has no

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from bench import registry
-from bench.store.results import find_runs
+from tests.helpers import find_runs
 
 ADVERSARIAL = ("pix2pix", "pix2pix-resnet18", "pix2pix-resnet18-scratch", "cyclegan-paired", "cyclegan-unpaired")
 # Every method's smallest networks: widths of 4-8 channels (-o KEY=VALUE reaches each method that has KEY)

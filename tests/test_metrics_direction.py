@@ -106,7 +106,7 @@ def test_bench_score_and_the_board_point_the_right_way(run_cli, tmp_path):
     import json
 
     from bench.reports import render_site
-    from bench.reports.example import image_names, write_reference, write_result
+    from tests.report_example import image_names, write_reference, write_result
 
     truth = sample_photos(per_photo=2, size=32)
     target = float_to_uint8(truth)

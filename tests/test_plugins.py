@@ -12,7 +12,7 @@ import pytest
 
 from bench import registry
 from bench.errors import BenchError
-from bench.store.results import find_runs
+from tests.helpers import find_runs
 from bench.options import Options
 from bench.plugins import BUILTIN_ORIGIN
 

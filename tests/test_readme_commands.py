@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from bench.cli import build_parser
+from tests.helpers import write_photos
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 VERBATIM = os.environ.get("COLORBENCH_README_VERBATIM") == "1"
@@ -142,8 +143,6 @@ def test_the_paths_shown_exist_after_the_readmes_demo(run_cli, tmp_path, monkeyp
 def test_the_colorize_sections_commands_chain(run_cli, tmp_path, monkeypatch):
     """"Colorize your own photos": its one-seed run (at the demo's size and budget), then its colorize and score
     commands as printed."""
-    from tests.test_chain import write_photos
-
     monkeypatch.chdir(tmp_path)
     train = on_sample(readme_command("run", "--methods", "pix2pix", "--dataset", "flowers", "--seeds", "1"))
     code, _, err = run_cli(*train, "--size", "32", "--budget", "smoke", "--device", "cpu")

@@ -8,8 +8,6 @@ training steps run and learn on a tiny CPU batch.
 from __future__ import annotations
 
 import math
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -17,8 +15,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from bench import registry
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / "benchmarks"))  # importlib mode: not on sys.path
-import reference_nets as ref  # noqa: E402
+from tests.benchmarks import reference_nets as ref
 
 META = torch.device("meta")
 

@@ -17,7 +17,7 @@ import pytest
 from bench.errors import BenchError
 from bench.reports import render_site
 from bench.reports.charts import loss_charts
-from bench.reports.example import TEST_IMAGES, example_runs, write_reference, write_result
+from tests.report_example import TEST_IMAGES, example_runs, write_reference, write_result
 from bench.reports.runs import normalise
 from bench.stats import compare_means, mean_interval
 

@@ -20,7 +20,7 @@ import pytest
 from PIL import Image, ImageStat
 
 from bench.reports import render_site
-from bench.reports.example import example_runs, full_runs, write_result
+from tests.report_example import example_runs, full_runs, write_result
 
 CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"))), None)
 pytestmark = pytest.mark.skipif(

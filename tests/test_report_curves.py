@@ -7,7 +7,7 @@ import json
 import numpy as np
 
 from bench.reports import render_site
-from bench.reports.example import TEST_IMAGES, write_reference, write_result
+from tests.report_example import TEST_IMAGES, write_reference, write_result
 
 BUDGETS = [("time", 120, "2m"), ("time", 300, "5m"), ("time", 900, "15m")]
 

@@ -14,7 +14,7 @@ import pytest
 
 from bench.reports import render_site
 from bench.reports.cells import Cell, Column
-from bench.reports.example import FID_MISSING, full_runs
+from tests.report_example import FID_MISSING, full_runs
 from bench.reports.layout import glance_columns
 from bench.reports.rows import short_reason
 

@@ -17,7 +17,7 @@ import pytest
 import bench.reports.site as site_module
 import bench.reports.turing.study as study_module
 from bench.reports import render_site
-from bench.reports.example import image_names, write_result
+from tests.report_example import image_names, write_result
 from bench.reports.turing.study import build_study
 
 

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from bench.store import index
-from bench.store.results import RESULT_FILE, find_runs, write_result
+from bench.store.results import RESULT_FILE, write_result
+from tests.helpers import find_runs
 
 # A checkpoint every step. The networks are the smallest (4-8 channels): the steps are cheap, so there
 # are enough of them that a run is still mid-training when the test stops it.

@@ -11,7 +11,7 @@ import torch
 from bench import registry
 from bench.api import Method
 from bench.store.identity import RunIdentity, budget_key
-from bench.store.results import find_runs
+from tests.helpers import find_runs
 
 TINY = ("--dataset", "sample", "--size", "32", "--device", "cpu", "--metrics", "psnr", "--seeds", "1")
 

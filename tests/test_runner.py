@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from bench.api import Method, Unavailable
-from bench.store.results import find_runs
+from tests.helpers import find_runs
 
 
 class Exploding(Method):

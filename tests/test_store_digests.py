@@ -17,7 +17,7 @@ from bench.errors import BenchError
 from bench.metrics.features import PairedFeatures
 from bench.engine.context import make_dataset
 from bench.store.digest import content_digest, seal, verify
-from bench.store.results import find_runs
+from tests.helpers import find_runs
 
 TINY = ("--dataset", "sample", "--size", "32", "--budget", "3steps", "--device", "cpu", "--metrics", "psnr",
         "--seeds", "1", "-o", "ngf=4")

@@ -17,7 +17,7 @@ import pytest
 from bench.engine import execute
 from bench.store import index, results
 from bench.store.lock import lock_path, run_lock
-from bench.store.results import find_runs
+from tests.helpers import find_runs
 
 RUN = ("run", "--methods", "pix2pix", "--dataset", "sample", "--size", "32", "--budget", "3steps", "--seeds", "1",
        "--device", "cpu", "--metrics", "psnr", "-o", "ngf=4", "-o", "ndf=4", "--samples", "2")

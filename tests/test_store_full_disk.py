@@ -13,7 +13,7 @@ import pytest
 from bench.errors import BenchError
 from bench.store import atomic, digest, index, results
 from bench.store.lock import run_lock
-from bench.store.results import find_runs
+from tests.helpers import find_runs
 
 RUN = ("run", "--methods", "unet-l2", "--dataset", "sample", "--size", "32", "--budget", "3steps", "--seeds", "1",
        "--device", "cpu", "--metrics", "psnr", "-o", "ngf=4", "--samples", "1", "--json")

@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from bench.store.results import find_runs
+from tests.helpers import find_runs
 
 RUN = ["run", "--methods", "unet-l2", "--dataset", "sample", "--size", "32", "--budget", "6steps", "--seeds", "1",
        "--device", "cpu", "--metrics", "psnr", "-o", "ngf=4", "--checkpoint-every", "0.0001"]

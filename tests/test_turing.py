@@ -21,7 +21,7 @@ from scipy.stats import binomtest
 
 from bench.errors import BenchError
 from bench.reports import render_site
-from bench.reports.example import image_names, write_result
+from tests.report_example import image_names, write_result
 from bench.reports.turing.design import balanced_design
 from bench.reports.turing.votes import Z95, cluster_bootstrap_interval, score_study, wilson_interval
 from bench.reports.turing.study import build_study

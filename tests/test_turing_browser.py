@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageStat
 
-from bench.reports.example import image_names, write_result
+from tests.report_example import image_names, write_result
 
 CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"))), None)
 pytestmark = pytest.mark.skipif(

@@ -9,6 +9,6 @@
 """
 
 from bench.store.identity import safe_name
-from bench.store.results import INDEX_FILE, RESULT_FILE, SCHEMA, load_results, run_dir, write_result
+from bench.store.results import INDEX_FILE, RESULT_FILE, SCHEMA, load_results, write_result
 
-__all__ = ["INDEX_FILE", "RESULT_FILE", "SCHEMA", "load_results", "run_dir", "safe_name", "write_result"]
+__all__ = ["INDEX_FILE", "RESULT_FILE", "SCHEMA", "load_results", "safe_name", "write_result"]

@@ -18,7 +18,6 @@ from pathlib import Path
 from bench.errors import BenchError
 from bench.progress import warn
 from bench.store.atomic import atomic_write_text, os_reason
-from bench.store.identity import safe_name
 
 RESULT_FILE = "result.json"
 INDEX_FILE = "runs.sqlite"
@@ -27,17 +26,6 @@ SCHEMA = 2
 
 class DamagedResult(BenchError):
     """A result.json that cannot be read: truncated, not UTF-8, or not a colorbench result object."""
-
-
-def run_dir(out: Path, dataset: str, method: str, seed: int) -> Path:
-    """A plain folder for results that have no identity (examples, imports of old results)."""
-    return Path(out) / safe_name(dataset) / safe_name(method) / f"seed{seed}"
-
-
-def find_runs(out: Path, dataset: str, method: str, seed: int | None = None) -> list[Path]:
-    """The run folders of ``method`` on ``dataset`` under ``out`` (every config; one seed or all)."""
-    pattern = f"*/seed{seed}" if seed is not None else "*/seed*"
-    return sorted(p for p in (Path(out) / safe_name(dataset) / safe_name(method)).glob(pattern) if p.is_dir())
 
 
 def clean(value):

@@ -50,7 +50,7 @@ from bench.metrics.distribution import load_fid_inception
 from bench.metrics.perceptual import load_lpips, trunk_state_dict
 from bench.evaluation.folders import image_files, read_rgb, score_folders
 from bench.weights import KNOWN_WEIGHTS, WeightStore
-from side_by_side import DEVICES, RESULTS, Settings, device_name, find_result, free_memory, synthetic_images
+from tests.benchmarks.side_by_side import DEVICES, RESULTS, Settings, device_name, find_result, free_memory, synthetic_images
 
 EVAL_SIZE = 256
 WRITE_CHUNK = 250

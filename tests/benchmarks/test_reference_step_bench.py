@@ -32,7 +32,7 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-import reference_nets
+from tests.benchmarks import reference_nets
 from bench import registry
 from bench.data import BatchSampler, train_load_size
 from bench.engine.budget import Budget
@@ -40,7 +40,7 @@ from bench.engine.probe import probe
 from bench.engine.training import synchronize, train
 from bench.engine.context import resolve_precision
 from bench.tf32 import tf32_enabled
-from side_by_side import (DEVICES, RESULTS, Settings, device_name, fill_batch, find_result, free_memory,
+from tests.benchmarks.side_by_side import (DEVICES, RESULTS, Settings, device_name, fill_batch, find_result, free_memory,
                           steps_per_round, synthetic_images, timed, utilisation)
 
 METHODS = ("pix2pix", "cyclegan-paired", "baseline")

@@ -1,7 +1,7 @@
 """Speed and size of `bench report` (render_site), and of the comparison behind its verdicts.
 
 Run: python -m pytest tests/benchmarks/test_report_bench.py --benchmark-only
-By default it renders the synthetic example runs (bench.reports.example) and a flowers-sized board
+By default it renders the synthetic example runs (tests.report_example) and a flowers-sized board
 (8 methods x 3 seeds x 340 test images, with both reference rows); set COLORBENCH_REPORT_RUNS=<runs
 folder> to measure a real one instead. The site's size (bytes, files) is in extra_info
 (`--benchmark-json` keeps it).
@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from bench.reports import render_site
-from bench.reports.example import example_runs, write_reference, write_result
+from tests.report_example import example_runs, write_reference, write_result
 from bench.stats import compare_means
 
 METHODS = ("baseline", "unet-l2", "pix2pix", "pix2pix-resnet18", "pix2pix-resnet18-scratch", "cyclegan-paired",

@@ -8,7 +8,7 @@ metric with a small-N warning. The numbers are made up (seeded): every run says 
 field, so the board carries the demo banner. Never publish them as results. ``full_runs(folder)`` writes
 boards shaped like real ones (seven methods, every metric, the FID weights missing), for the layout tests.
 
-    python -m bench.reports.example runs-demo && bench report --runs runs-demo --out site-demo
+    python -m tests.report_example runs-demo && bench report --runs runs-demo --out site-demo   # in a checkout
 """
 
 from __future__ import annotations
@@ -32,6 +32,11 @@ DEMO = "synthetic example data (made-up numbers)"
 DIRECTIONS = {"lpips": False, "fid": False, "kid": False, "fd-alex": False, "kd-alex": False,
               "delta_colourfulness": False, "ab_hist_swd": False, "colourfulness": None}
 INFINITE = "inf"  # a metric spec: +inf, as the runner writes the ground truth's PSNR
+
+
+def run_dir(out: Path, dataset: str, method: str, seed: int) -> Path:
+    """A plain folder for results that have no identity (examples, imports of old results)."""
+    return Path(out) / store.safe_name(dataset) / store.safe_name(method) / f"seed{seed}"
 
 
 def _png(path: Path, rgb: tuple[int, int, int], size: int = 16) -> None:
@@ -81,7 +86,7 @@ def _base(dataset: str, size: int, demo: str | None) -> dict:
                         "python": "3.11.7", "torch": "2.5.0", "cuda": None, "cudnn": None,
                         "device": HARDWARE[0], "cpu_threads": 2},
         "data": {"info": {"name": dataset, "description": "synthetic example data, not a benchmark result",
-                          "split": "first 24 train / last 12 test", "source": "bench.reports.example"},
+                          "split": "first 24 train / last 12 test", "source": "tests.report_example"},
                  "train_images": 24, "test_images": TEST_IMAGES, "dropped": {"train": {}, "test": {}}},
     }
 
@@ -129,7 +134,7 @@ def write_result(runs: Path, method: str, seed: int = 0, *, dataset: str = "demo
         for key in ("kind", "identity", "run_key", "config_hash", "changed_options", "precision", "hardware", "demo"):
             result.pop(key)
         result["schema"] = 1
-        directory = store.run_dir(runs, dataset, method, seed)
+        directory = run_dir(runs, dataset, method, seed)
     else:
         directory = identity.folder(runs)
     if status == "ok":
