@@ -48,7 +48,7 @@ class FileResult:
 
 
 @dataclass
-class Job:
+class PhotoJob:
     source: Path
     target: Path
 
@@ -92,8 +92,8 @@ def _claim_name(folder: Path, name: str, taken: set[str]) -> Path:
     return candidate
 
 
-def plan(inputs: list[str], out: Path, glob: str | None = None) -> list[Job | FileResult]:
-    """Every input in order: a Job with its output path, or the FileResult of an unusable input."""
+def plan(inputs: list[str], out: Path, glob: str | None = None) -> list[PhotoJob | FileResult]:
+    """Every input in order: a PhotoJob with its output path, or the FileResult of an unusable input."""
     out = Path(out)
     skip = out.resolve()
     found: list[tuple[Path, Path] | FileResult] = []  # (file, output sub-folder) or a failure
@@ -117,7 +117,7 @@ def plan(inputs: list[str], out: Path, glob: str | None = None) -> list[Job | Fi
             found.append(FileResult(text, "failed", reason=f"{text}: not a regular file"))
         else:
             found.append(FileResult(text, "failed", reason=f"{text}: no such file or folder"))
-    entries: list[Job | FileResult] = []
+    entries: list[PhotoJob | FileResult] = []
     seen: dict[Path, Path] = {}
     taken: set[str] = set()
     for item in found:
@@ -129,7 +129,7 @@ def plan(inputs: list[str], out: Path, glob: str | None = None) -> list[Job | Fi
         if first is not file:
             entries.append(FileResult(str(file), "skipped", reason=f"{file}: listed more than once (first as {first})"))
             continue
-        entries.append(Job(file, out / _claim_name(folder, file.name, taken)))
+        entries.append(PhotoJob(file, out / _claim_name(folder, file.name, taken)))
     return entries
 
 
@@ -186,7 +186,7 @@ def stopping_on_sigterm():
         signal.signal(signal.SIGTERM, previous)
 
 
-def colorize_file(method: Method, job: Job, *, overwrite: bool, max_pixels: int) -> FileResult:
+def colorize_file(method: Method, job: PhotoJob, *, overwrite: bool, max_pixels: int) -> FileResult:
     name = str(job.source)
     exists = FileResult(name, "skipped", str(job.target), f"{name}: {job.target} already exists (--overwrite "
                         "replaces it)")
@@ -208,7 +208,7 @@ def colorize_file(method: Method, job: Job, *, overwrite: bool, max_pixels: int)
     return FileResult(name, "colorized", str(job.target))
 
 
-def colorize_all(method: Method, entries: list[Job | FileResult], *, overwrite: bool, max_pixels: int,
+def colorize_all(method: Method, entries: list[PhotoJob | FileResult], *, overwrite: bool, max_pixels: int,
                  on_result: Callable[[FileResult], None] = lambda result: None) -> list[FileResult]:
     """Colorize every job in order; ``on_result`` sees each result as it is decided."""
     results = []

@@ -39,7 +39,7 @@ def index_references(context: RunContext) -> None:
         sync_folder(context.out, ReferenceIdentity(context.dataset.name, options, context.size, reference).folder(context.out))
 
 
-class Board:
+class LiveDisplay:
     """One live line per active job (its phase, a bar, the latest losses) and an overall bar."""
 
     def __init__(self, total: int):
@@ -83,7 +83,7 @@ class Driver:
         self.context = context
         self.jobs = ([Job()] if with_references else []) + [Job(identity) for identity in identities]
         self.results: dict[str, dict] = {}
-        self.board = Board(len(self.jobs))
+        self.display = LiveDisplay(len(self.jobs))
 
     def pending(self) -> list[Job]:
         """The jobs to submit: finished runs are taken as they are (skipped, and said so)."""
@@ -95,7 +95,7 @@ class Driver:
             else:
                 index_run(self.context, job.identity)
                 self.results[job.key] = done
-                self.board.finish(job)
+                self.display.finish(job)
         return todo
 
     def finished(self, job: Job, result) -> None:
@@ -107,7 +107,7 @@ class Driver:
             self.results[job.key] = result
             action = "" if result["_action"] == result["status"] else f"{result['_action']} -> "
             log(f"{job.label}: {action}{results.status_text(result)}")
-        self.board.finish(job)
+        self.display.finish(job)
 
     def failed(self, job: Job, error: str) -> None:
         """A job that returned no result: a run is recorded failed with ``error`` (and indexed)."""
@@ -116,7 +116,7 @@ class Driver:
         else:
             self.results[job.key] = record_failure(job.identity, self.context, error)
             index_run(self.context, job.identity)
-        self.board.finish(job)
+        self.display.finish(job)
 
     def collected(self, stop) -> list[dict]:
         """Every run's result in plan order; after a stop, a one-line error (finished runs are kept)."""

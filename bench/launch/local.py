@@ -121,7 +121,7 @@ def run_parallel(config, context, identities, stop, jobs: int) -> list[dict]:
     driver = Driver(context, identities, with_references=False)
     spawn = multiprocessing.get_context("spawn")
     messages, stop_event = spawn.Queue(), spawn.Event()
-    with driver.board:
+    with driver.display:
         pending = deque(driver.pending())
         if not pending:
             return driver.collected(stop)
@@ -172,7 +172,7 @@ def run_parallel(config, context, identities, stop, jobs: int) -> list[dict]:
                     if result is not None:
                         driver.finished(job, result)
                     else:  # asked to stop before it began
-                        driver.board.finish(job)
+                        driver.display.finish(job)
             _drain(messages, by_key, driver)
             drained = True
         except KeyboardInterrupt:  # a second Ctrl-C: end the workers now
@@ -197,4 +197,4 @@ def _drain(messages, by_key: dict, driver: Driver) -> None:
         latest[key] = progress
     for key, progress in latest.items():
         if key in by_key:
-            driver.board.update(by_key[key], progress)
+            driver.display.update(by_key[key], progress)

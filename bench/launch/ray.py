@@ -160,7 +160,7 @@ def run_ray(config, context, identities, stop) -> list[dict]:
     try:
         _check_resources(ray, config)
         driver = Driver(context, identities, with_references=True)
-        with driver.board:
+        with driver.display:
             todo = driver.pending()
             if todo:
                 _run_tasks(ray, config, driver, todo, stop)
@@ -192,14 +192,14 @@ def _run_tasks(ray, config, driver: Driver, todo: list[Job], stop) -> None:
                     ray.cancel(ref)
                 log(f"cancelled {len(queued)} queued runs; the running ones save their state and stop")
             for key, snapshot in progress.items():
-                driver.board.update(by_key[key], snapshot)
+                driver.display.update(by_key[key], snapshot)
             ready, _ = ray.wait(list(refs), num_returns=len(refs), timeout=POLL_S)
             for ref in ready:
                 job = refs.pop(ref)
                 try:
                     result = ray.get(ref)
                 except ray.exceptions.TaskCancelledError:
-                    driver.board.finish(job)  # never started: its folder is as it was
+                    driver.display.finish(job)  # never started: its folder is as it was
                     continue
                 except ray.exceptions.RayError as error:
                     driver.failed(job, _reason(ray, error))
@@ -207,7 +207,7 @@ def _run_tasks(ray, config, driver: Driver, todo: list[Job], stop) -> None:
                 if result is not None:
                     driver.finished(job, result)
                 else:
-                    driver.board.finish(job)
+                    driver.display.finish(job)
     except KeyboardInterrupt:  # a second Ctrl-C: stop the tasks now
         for ref in refs:
             ray.cancel(ref, force=True)
