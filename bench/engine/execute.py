@@ -15,7 +15,6 @@ of the test split; rank 0 takes the decisions (skip, resume), scores and writes 
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import random
 import time
 import traceback
@@ -54,41 +53,27 @@ def _header(identity: RunIdentity, context: RunContext, environment_info: dict |
     entry = registry.methods().get(identity.method)
     # The device this run trains on (a compute-budget identity holds ANY_HARDWARE instead).
     hardware_name, count = context.device_label or device_name(context.device), context.world.size
-    return {
-        "schema": results.SCHEMA,
-        "kind": "method",
-        "method": identity.method,
-        "method_plugin": entry.plugin,
-        "method_description": entry.description,
-        "dataset": identity.dataset,
-        "size": identity.size,
-        "seed": identity.seed,
-        "status": "ok",
-        "error": None,
-        "identity": identity.to_dict(),
-        "run_key": identity.run_key,
-        "config_hash": identity.config_hash,
-        "changed_options": identity.changed_options,
-        "hardware": {"device": hardware_name, "count": count, "class": hardware_class(hardware_name, count)},
-        "precision": identity.precision,
-        "demo": context.budget.demo_reason(context.device.type),
-        "budget": context.budget.to_dict() | {"used": 0.0, "steps": 0, "seconds": 0.0, "images": 0, "flops": 0,
-                                              "epochs": 0.0},
-        "metrics": {},
-        "metric_details": {},
-        "timings": {},
-        "environment": environment(context.device) if environment_info is None else environment_info,
-        "config": identity.to_dict() | {"budget_label": context.budget.label, "metrics": context.metric_names,
-                                        "eval_batch_size": context.eval_batch_size,
-                                        "test_draws": context.test_draws},
-        "data": {
+    return results.result_header(
+        "method", identity, method=identity.method, plugin=entry.plugin, description=entry.description,
+        seed=identity.seed, environment=environment(context.device) if environment_info is None else environment_info,
+        config_hash=identity.config_hash,
+        changed_options=identity.changed_options,
+        hardware={"device": hardware_name, "count": count, "class": hardware_class(hardware_name, count)},
+        precision=identity.precision,
+        demo=context.budget.demo_reason(context.device.type),
+        budget=context.budget.to_dict() | {"used": 0.0, "steps": 0, "seconds": 0.0, "images": 0, "flops": 0,
+                                           "epochs": 0.0},
+        metrics={},
+        metric_details={},
+        config=identity.to_dict() | {"budget_label": context.budget.label, "metrics": context.metric_names,
+                                     "eval_batch_size": context.eval_batch_size, "test_draws": context.test_draws},
+        data={
             "info": context.dataset.info(),
             "train_images": len(context.train_set),
             "test_images": len(context.test_set),
             "dropped": {"train": context.train_set.dropped, "test": context.test_set.dropped},
         },
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-    }
+    )
 
 
 def _build_method(cls, options, identity: RunIdentity, context: RunContext):

@@ -4,7 +4,6 @@ ceiling), scored by the same metric pass on the same images as every method.
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 
 from bench.engine.context import RunContext
@@ -27,16 +26,11 @@ def execute_reference(reference: str, context: RunContext, dataset_options: dict
     ):
         return previous
     targets = context.test_set.images
-    result = {
-        "schema": results.SCHEMA, "kind": "reference", "reference": reference, "method": REFERENCES[reference],
-        "method_plugin": "colorbench (reference)",
-        "method_description": {"gray": "the gray input itself (ab = 0): what doing nothing scores",
-                               "truth": "the ground truth against itself: the ceiling of each metric"}[reference],
-        "dataset": identity.dataset, "size": identity.size, "seed": None, "status": "ok", "error": None,
-        "identity": identity.to_dict(), "run_key": identity.run_key, "budget": {}, "timings": {},
-        "environment": environment(context.device),
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-    }
+    result = results.result_header(
+        "reference", identity, method=REFERENCES[reference], plugin="colorbench (reference)",
+        description={"gray": "the gray input itself (ab = 0): what doing nothing scores",
+                     "truth": "the ground truth against itself: the ceiling of each metric"}[reference],
+        seed=None, environment=environment(context.device), reference=reference)
     metrics, unavailable = build_metrics(context.metric_names, context.metric_context)
     bs = context.eval_batch_size
 
@@ -50,3 +44,9 @@ def execute_reference(reference: str, context: RunContext, dataset_options: dict
     fill_scores(result, details, context, time.perf_counter() - start)
     results.write_result(folder, result)
     return result
+
+
+def execute_references(context: RunContext) -> list[dict]:
+    """Both reference rows of the context's test split, in ``REFERENCES`` order."""
+    options = context.dataset.options.to_dict()
+    return [execute_reference(reference, context, options) for reference in REFERENCES]

@@ -39,6 +39,12 @@ def index_references(context: RunContext) -> None:
         sync_folder(context.out, ReferenceIdentity(context.dataset.name, options, context.size, reference).folder(context.out))
 
 
+def stopped_at_once() -> BenchError:
+    """What a second Ctrl-C says, once the launcher has ended its workers or tasks."""
+    return BenchError("stopped at once (second Ctrl-C): finished runs are kept; run the same command again to "
+                      "resume the others from their last checkpoints")
+
+
 class LiveDisplay:
     """One live line per active job (its phase, a bar, the latest losses) and an overall bar."""
 

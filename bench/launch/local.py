@@ -26,10 +26,10 @@ from concurrent.futures.process import BrokenProcessPool
 import torch
 
 from bench.engine.execute import execute_run
-from bench.evaluation.references import REFERENCES, execute_reference
+from bench.evaluation.references import execute_references
 from bench.engine.training import Interrupted
 from bench.errors import BenchError
-from bench.launch.driver import Driver, index_references, index_run
+from bench.launch.driver import Driver, index_references, index_run, stopped_at_once
 from bench.launch.settings import cpu_threads
 from bench.launch.worker import Job, run_job
 from bench.progress import log
@@ -41,12 +41,16 @@ RETRIES = 1  # a job whose worker process died is tried once more
 _slot: dict = {}
 
 
+def _reference_rows(context) -> None:
+    """The reference rows, scored and indexed in this process (several ranks: by one)."""
+    if context.world.is_main:
+        execute_references(context)
+        index_references(context)
+
+
 def run_sequential(context, identities, stop) -> list[dict]:
     """Today's behaviour: the reference rows, then every run in this process, in plan order."""
-    if context.world.is_main:  # several ranks: one scores the reference rows
-        for reference in REFERENCES:
-            execute_reference(reference, context, context.dataset.options.to_dict())
-        index_references(context)
+    _reference_rows(context)
     if stop():
         raise BenchError(f"stopped by {stop.signal} before the first run: run the same command again to go on")
     context.should_stop = stop
@@ -114,10 +118,7 @@ class Slot:
 
 def run_parallel(config, context, identities, stop, jobs: int) -> list[dict]:
     """``--jobs N``: N runs at once on this machine, the reference rows computed here."""
-    if context.world.is_main:  # several ranks: one scores the reference rows
-        for reference in REFERENCES:
-            execute_reference(reference, context, context.dataset.options.to_dict())
-        index_references(context)
+    _reference_rows(context)
     driver = Driver(context, identities, with_references=False)
     spawn = multiprocessing.get_context("spawn")
     messages, stop_event = spawn.Queue(), spawn.Event()
@@ -178,8 +179,7 @@ def run_parallel(config, context, identities, stop, jobs: int) -> list[dict]:
         except KeyboardInterrupt:  # a second Ctrl-C: end the workers now
             for slot in slots:
                 slot.kill()
-            raise BenchError("stopped at once (second Ctrl-C): finished runs are kept; run the same command "
-                             "again to resume the others from their last checkpoints") from None
+            raise stopped_at_once() from None
         finally:
             for slot in slots:
                 slot.pool.shutdown(wait=drained, cancel_futures=True)

@@ -26,7 +26,7 @@ import threading
 import torch
 
 from bench.errors import BenchError
-from bench.launch.driver import Driver
+from bench.launch.driver import Driver, stopped_at_once
 from bench.launch.settings import cpu_threads, require_ray
 from bench.launch.worker import Job, run_job
 from bench.progress import log
@@ -211,7 +211,6 @@ def _run_tasks(ray, config, driver: Driver, todo: list[Job], stop) -> None:
     except KeyboardInterrupt:  # a second Ctrl-C: stop the tasks now
         for ref in refs:
             ray.cancel(ref, force=True)
-        raise BenchError("stopped at once (second Ctrl-C): finished runs are kept; run the same command "
-                         "again to resume the others from their last checkpoints") from None
+        raise stopped_at_once() from None
     finally:
         ray.kill(hub)

@@ -18,7 +18,7 @@ import torch
 from bench.engine.context import RunContext, prepare
 from bench.engine.execute import execute_run
 from bench.engine.run_folder import run_label
-from bench.evaluation.references import REFERENCES, execute_reference
+from bench.evaluation.references import execute_references
 from bench.engine.training import Interrupted
 from bench.environment import device_name
 from bench.errors import BenchError
@@ -113,8 +113,7 @@ def run_job(config, job: Job, *, device: torch.device | None = None, threads: in
         context = _context(config)
         context.should_stop = heartbeat.stopping
         if job.identity is None:
-            options = context.dataset.options.to_dict()
-            return [execute_reference(reference, context, options) for reference in REFERENCES]
+            return execute_references(context)
         here = hardware_class(device_name(context.device), 1)
         if job.identity.hardware not in (here, ANY_HARDWARE):  # a time budget buys other work on other hardware
             raise BenchError(f"this run was planned for {job.identity.hardware} but its worker has {here}: "

@@ -11,6 +11,7 @@ rest).
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 from pathlib import Path
@@ -83,6 +84,19 @@ def read_result(path: Path, *, strict: bool = False) -> dict | None:
         raise error
     warn(f"{error}; its run counts as not done and is done again")
     return None
+
+
+def result_header(kind: str, identity, *, method: str, plugin: str, description: str, seed: int | None,
+                  environment: dict, **fields) -> dict:
+    """What every ``result.json`` starts with, a method's run and a reference row alike: the schema, what ran on
+    which data (``identity``: a run or reference identity), ``ok`` until said otherwise, the environment and the
+    time; ``fields`` add to it or replace the empty ``budget`` and ``timings``."""
+    return {
+        "schema": SCHEMA, "kind": kind, "method": method, "method_plugin": plugin, "method_description": description,
+        "dataset": identity.dataset, "size": identity.size, "seed": seed, "status": "ok", "error": None,
+        "identity": identity.to_dict(), "run_key": identity.run_key, "budget": {}, "timings": {},
+        "environment": environment, "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    } | fields
 
 
 def status_text(result: dict) -> str:
