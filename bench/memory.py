@@ -21,7 +21,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
 from bench.errors import BenchError
-from bench.method import Batch
+from bench.method import Batch, training_step
 
 PROBE_IMAGES = 3  # the probe batch's size; batch tensors are told apart from weights by this leading dimension
 
@@ -88,7 +88,7 @@ def step_lower_bound(method, batch_size: int, size: int, *, autocast) -> int:
     batch = Batch(planes["L"], planes["ab"], *((planes["L"].clone(), planes["ab"].clone()) if method.unpaired else ()))
     tracker = _LargestOperation()
     with tracker, autocast:
-        method.step(batch, 0.0)
+        training_step(method, batch, 0.0)
     weights = sum(t.numel() * t.element_size() for net in method.nets.values()
                   for t in itertools.chain(net.parameters(), net.buffers()))
     return weights + tracker.largest * batch_size // PROBE_IMAGES

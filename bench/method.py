@@ -5,10 +5,11 @@ Subclass :class:`Method`, declare options as a dataclass named ``Options`` (subc
 :class:`MethodOptions`), implement ``train_step`` and ``colorize``, and register the class from a
 ``register_methods`` hook. The harness:
 
-1. builds the method (``Method(options, context)``) after seeding torch;
-   (before that, ``check_size(size, options)`` lets the harness refuse a size before any training);
-2. calls ``train_mode()`` once, then ``step(batch, progress)`` until the budget is spent
-   (``progress`` runs from 0 to 1);
+1. calls ``check_size(size, options)``, which may refuse the size, then builds the method
+   (``Method(options, context)``) after seeding torch -- the harness alone checks sizes;
+2. calls ``train_mode()`` once, then takes :func:`training_step` until the budget is spent: it sets
+   the learning rates for ``progress`` (0 to 1) and calls the method's ``train_step``, the one step a
+   method writes;
 3. calls ``colorize(L)`` on the test split under ``torch.no_grad()``, after ``eval_mode()``;
 4. saves ``state_dict()``; ``load_state_dict`` restores it (also for ``bench colorize``).
 """
@@ -122,7 +123,7 @@ class Method:
     def check_size(cls, size: int, options: MethodOptions) -> None:
         """Raise :class:`bench.errors.BenchError` if this method cannot train at ``size`` px.
 
-        Called by the harness before any training; ``__init__`` should call it too.
+        Called by the harness (and ``bench.registry.create_method``) before the method is built.
         """
 
     def train_step(self, batch: Batch) -> dict[str, float | torch.Tensor]:
@@ -145,15 +146,6 @@ class Method:
         pass
 
     # -- what the harness calls ---------------------------------------------------------------
-    def step(self, batch: Batch, progress: float) -> dict[str, float | torch.Tensor]:
-        self.progress = progress
-        factor = self.lr_factor(progress)
-        for optimizer in self.optimizers.values():
-            for group in optimizer.param_groups:
-                group.setdefault("initial_lr", group["lr"])
-                group["lr"] = group["initial_lr"] * factor
-        return self.train_step(batch)
-
     def train_mode(self) -> None:
         for net in self.nets.values():
             net.train()
@@ -196,3 +188,16 @@ class Method:
         if "cuda" in state["rng"] and self.device.type == "cuda":
             torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
         self.load_extra_state(state["extra"])
+
+
+def training_step(method: Method, batch: Batch, progress: float) -> dict[str, float | torch.Tensor]:
+    """The step the harness takes (``progress``: the share of the budget used, 0 to 1): ``method.progress`` set,
+    every optimiser group's learning rate set to its initial one times ``lr_factor(progress)`` -- the initial one
+    kept in the group as ``initial_lr``, torch's own schedulers' key -- then the method's ``train_step``."""
+    method.progress = progress
+    factor = method.lr_factor(progress)
+    for optimizer in method.optimizers.values():
+        for group in optimizer.param_groups:
+            group.setdefault("initial_lr", group["lr"])
+            group["lr"] = group["initial_lr"] * factor
+    return method.train_step(batch)

@@ -103,9 +103,10 @@ def list_metrics(pattern: str = "*") -> list[str]:
 
 
 def create_method(name: str, *, size: int, device="cpu", weights=None, **options):
-    """Build a registered method with its options given as keyword arguments."""
+    """Build a registered method with its options given as keyword arguments (its ``check_size`` first)."""
     from bench.method import MethodContext
 
     cls = methods().get(name).cls
-    context = MethodContext(size=size, device=device, weights=weights)
-    return cls(cls.Options.from_dict(options), context)
+    method_options = cls.Options.from_dict(options)
+    cls.check_size(size, method_options)
+    return cls(method_options, MethodContext(size=size, device=device, weights=weights))

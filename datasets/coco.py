@@ -29,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.api import BenchError, Dataset, ImageRef, Options, hookimpl
+from bench.api import BenchError, Dataset, ImageRef, Options, atomic_write_text, cache_dir, decode, hookimpl
 from bench.datasets.downloads import fetching
 
 FOLDER = "coco"
@@ -88,8 +88,6 @@ def download(root: Path, split: str) -> None:
 
 def _choose(folder: Path, names: list[str], count: int, seed: int) -> dict:
     """Walk ``names`` in the order drawn from ``seed``; keep the first ``count`` colour images."""
-    from bench.data import decode
-
     order = list(names)
     random.Random(seed).shuffle(order)
     chosen, skipped, examined = [], {}, 0
@@ -126,16 +124,12 @@ class Coco(Dataset):
         return folder
 
     def _selection_path(self, names: list[str]) -> Path:
-        from bench.data import cache_dir
-
         pool = hashlib.sha256("\n".join(names).encode()).hexdigest()[:16]
         return (cache_dir() / FOLDER
                 / f"subset-{self.options.subset}-seed{self.options.subset_seed}-v{SELECTION_VERSION}-{pool}.json")
 
     def selection(self) -> dict:
         """The subset: {"train", "test", "examined", "skipped", ...}, chosen once and cached."""
-        from bench.store.atomic import atomic_write_text
-
         folder = self._folder("train2017")
         names = jpeg_names(folder)
         path = self._selection_path(names)

@@ -23,9 +23,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.api import BenchError, Dataset, ImageRef, Options, hookimpl
-from bench.progress import log
-from bench.store import safe_name
+from bench.api import BenchError, Dataset, ImageRef, Options, hookimpl, log, safe_name
 
 SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm"})
 SPLIT_FOLDERS = ("train", "test")

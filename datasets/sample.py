@@ -15,8 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from bench.api import Dataset, ImageRef, Options, hookimpl
-from bench.options import positive
+from bench.api import Dataset, ImageRef, Options, hookimpl, positive
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "retina", "immunohistochemistry")
 TRAIN_FRACTION = 0.7

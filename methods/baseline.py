@@ -11,8 +11,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from bench.api import Batch, BenchError, Method, MethodOptions, hookimpl
-from bench.options import positive
+from bench.api import Batch, BenchError, Method, MethodOptions, hookimpl, positive
 from bench.methods.networks import EncoderDecoder, adam, init_weights
 
 
@@ -40,7 +39,6 @@ class RegressionBaseline(Method):
 
     def __init__(self, options: BaselineOptions, context):
         super().__init__(options, context)
-        self.check_size(self.size, options)
         self.net = init_weights(EncoderDecoder(1, 2, options.width, options.depth)).to(self.device)
         self.nets = {"G": self.net}
         self.optimizers = {"G": adam(self.net.parameters(), options.lr, betas=(0.9, 0.999))}

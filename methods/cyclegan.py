@@ -43,7 +43,16 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from bench.api import Batch, BenchError, Method, MethodOptions, hookimpl, normalized_lab_to_rgb, rgb_to_normalized_lab
+from bench.api import (
+    Batch,
+    BenchError,
+    Method,
+    MethodOptions,
+    hookimpl,
+    normalized_lab_to_rgb,
+    positive,
+    rgb_to_normalized_lab,
+)
 from bench.methods.networks import (
     GANLoss,
     adam,
@@ -56,7 +65,6 @@ from bench.methods.networks import (
     resnet_blocks_for,
     set_requires_grad,
 )
-from bench.options import positive
 
 
 @dataclass
@@ -95,7 +103,6 @@ class CycleGAN(Method):
 
     def __init__(self, options: CycleGANOptions, context):
         super().__init__(options, context)
-        self.check_size(self.size, options)
         self.lab = options.color_space == "lab"
         gray_ch, color_ch = (1, 3) if self.lab else (3, 3)
         n_blocks = resnet_blocks_for(self.size) if options.n_blocks is None else options.n_blocks

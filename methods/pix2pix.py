@@ -34,8 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.api import Batch, BenchError, Method, MethodOptions, hookimpl
-from bench.options import positive
+from bench.api import Batch, BenchError, Method, MethodOptions, hookimpl, positive
 from bench.methods.networks import (
     GANLoss,
     adam,
@@ -86,7 +85,6 @@ class ConditionalGAN(Method):
 
     def __init__(self, options: ConditionalGANOptions, context):
         super().__init__(options, context)
-        self.check_size(self.size, options)
         self.G = self.build_generator().to(self.device)
         self.D = init_weights(NLayerDiscriminator(1 + 2, options.ndf, options.n_layers_d)).to(self.device)
         self.nets = {"G": self.G, "D": self.D}
@@ -197,7 +195,6 @@ class UnetL2(PaperUnet, Method):
 
     def __init__(self, options: PaperUnetOptions, context):
         super().__init__(options, context)
-        self.check_size(self.size, options)
         self.G = self.build_generator().to(self.device)
         self.nets = {"G": self.G}
         self.optimizers = {"G": adam(self.G.parameters(), options.lr)}

@@ -31,11 +31,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.api import Batch, BenchError, hookimpl, linear_decay
+from bench.api import Batch, BenchError, fraction, hookimpl, linear_decay, positive
 from bench.methods.dynamic_unet import BODY_STRIDE, ResNet18DynamicUnet
 from bench.methods.networks import adam, optimize
 from bench.methods.pix2pix import ConditionalGAN, ConditionalGANOptions
-from bench.options import fraction, positive
 
 WEIGHTS_KEY = "resnet18-imagenet"
 

@@ -6,14 +6,14 @@ import torch
 
 from bench import registry
 from bench.engine.checkpoint import load_checkpoint, save_checkpoint
-from bench.method import Batch
+from bench.method import Batch, training_step
 
 
 def test_a_checkpoint_keeps_the_generator_only_and_colorizes_the_same(tmp_path):
     torch.manual_seed(0)
     method = registry.create_method("pix2pix", size=32, ngf=8, ndf=8, test_mode="eval")
     method.train_mode()
-    method.step(Batch(torch.rand(2, 1, 32, 32), torch.rand(2, 2, 32, 32)), 0.0)  # the optimisers have moments now
+    training_step(method, Batch(torch.rand(2, 1, 32, 32), torch.rand(2, 2, 32, 32)), 0.0)  # the optimisers have moments now
     save_checkpoint(tmp_path / "checkpoint.pt", method, "pix2pix", "sample", 1)
     stored = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     assert set(stored["state"]) == {"nets"} and set(stored["state"]["nets"]) == {"G"}

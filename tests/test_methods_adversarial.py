@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from bench import registry
-from bench.api import Batch, BenchError, normalized_lab_to_rgb, rgb_to_normalized_lab
+from bench.api import Batch, BenchError, normalized_lab_to_rgb, rgb_to_normalized_lab, training_step
 from bench.color import float_to_uint8, uint8_to_float
 from bench.methods.networks import ResnetBlock
 from bench.methods.pix2pix_resnet18 import Pix2PixResNet18
@@ -79,7 +79,7 @@ def test_a_few_steps_reduce_the_training_loss(name, batch):
     method = build(name)
     steps = 8
     # progress stays before the lr decay (0.5) and crosses pix2pix-resnet18's stage switch (0.3)
-    history = [method.step(batch, k / (2 * steps)) for k in range(steps)]
+    history = [training_step(method, batch, k / (2 * steps)) for k in range(steps)]
     objective = [sum(float(h[key]) for key in OBJECTIVES[name]) for h in history]
     assert objective[-1] < 0.9 * objective[0], objective
     assert all(torch.isfinite(torch.as_tensor(float(v))) for h in history for v in h.values())
@@ -119,16 +119,16 @@ def test_save_load_continue_equals_not_stopping(name, options, steps, batch):
     total = steps + 2
     method = build(name, **options)
     for k in range(steps):
-        method.step(batch, k / total)
+        training_step(method, batch, k / total)
     state = snapshot(method)
-    expected = method.step(batch, steps / total)
-    expected_next = method.step(batch, (steps + 1) / total)
+    expected = training_step(method, batch, steps / total)
+    expected_next = training_step(method, batch, (steps + 1) / total)
 
     torch.manual_seed(123)  # a different RNG state: the checkpoint must restore it
     resumed = build(name, **options)
     resumed.load_state_dict(state)
-    got = resumed.step(batch, steps / total)
-    got_next = resumed.step(batch, (steps + 1) / total)
+    got = training_step(resumed, batch, steps / total)
+    got_next = training_step(resumed, batch, (steps + 1) / total)
     assert got.keys() == expected.keys()
     for key in expected:
         assert torch.equal(torch.as_tensor(got[key]), torch.as_tensor(expected[key])), key
@@ -141,13 +141,13 @@ def test_save_load_continue_equals_not_stopping(name, options, steps, batch):
 def test_pix2pix_options_and_test_modes(batch):
     method = build("pix2pix")
     assert method.options.batch_size == 1 and method.options.test_mode == "paper"  # the paper's defaults
-    method.step(batch, 0.0)
+    training_step(method, batch, 0.0)
     method.eval_mode()
     assert method.G.training and not method.D.training  # dropout and batch statistics at test time
     with torch.no_grad():
         assert not torch.equal(method.colorize(batch.L), method.colorize(batch.L))  # dropout is the noise
     evaluated = build("pix2pix", test_mode="eval")
-    evaluated.step(batch, 0.0)
+    training_step(evaluated, batch, 0.0)
     evaluated.eval_mode()
     assert not evaluated.G.training
     with torch.no_grad():
@@ -175,7 +175,7 @@ def test_paper_test_mode_does_not_depend_on_the_eval_batch(name, batch):
     statistics stay as trained."""
     method = build(name)
     for k in range(2):
-        method.step(batch, k / 4)
+        training_step(method, batch, k / 4)
     trained = {k: v.clone() for k, v in method.G.state_dict().items()}
     images = uint8_images(5, 7)
     outputs = []
@@ -187,7 +187,7 @@ def test_paper_test_mode_does_not_depend_on_the_eval_batch(name, batch):
 
     # Without dropout, an image's colours are a function of that image alone...
     method = build(name, dropout=False)
-    method.step(batch, 0.0)
+    training_step(method, batch, 0.0)
     method.eval_mode()
     L = rgb_to_normalized_lab(smooth_images(5, 7))[0]
     with torch.no_grad():
@@ -200,13 +200,13 @@ def test_paper_test_mode_does_not_depend_on_the_eval_batch(name, batch):
 def test_pix2pix_update_order_and_decay(batch):
     method = build("pix2pix")
     d_before = [p.clone() for p in method.D.parameters()]
-    losses = method.step(batch, 0.0)
+    losses = training_step(method, batch, 0.0)
     assert set(losses) == {"G_GAN", "G_L1", "D_real", "D_fake"}
     assert any(not torch.equal(a, b) for a, b in zip(d_before, method.D.parameters()))
     assert all(p.requires_grad for p in method.D.parameters())  # unfrozen again after G's update
     # lr: constant until decay_start (0.5), then linearly to zero at the end of the budget
     for progress, factor in ((0.0, 1.0), (0.5, 1.0), (0.75, 0.5), (1.0, 0.0)):
-        method.step(batch, progress)
+        training_step(method, batch, progress)
         for optimizer in method.optimizers.values():
             assert optimizer.param_groups[0]["lr"] == pytest.approx(2e-4 * factor)
 
@@ -223,11 +223,11 @@ def test_resnet18_stages(batch):
 
     method = build("pix2pix-resnet18-scratch", stage1_fraction=0.4, decay_start=0.5)
     d_before = [p.clone() for p in method.D.parameters()]
-    stage1 = method.step(batch, 0.0)
+    stage1 = training_step(method, batch, 0.0)
     assert set(stage1) == {"G_L1"}
     assert all(torch.equal(a, b) for a, b in zip(d_before, method.D.parameters()))  # D waits for stage 2
     assert method.optimizers["G_L1"].param_groups[0]["lr"] == pytest.approx(1e-4)
-    stage2 = method.step(batch, 0.4)
+    stage2 = training_step(method, batch, 0.4)
     assert set(stage2) == {"G_GAN", "G_L1", "D_real", "D_fake"}
     # with decay_start < 1 each stage has its own constant-then-linear-decay schedule
     assert method.lr_factor(0.1) == 1.0 and method.lr_factor(0.3) == pytest.approx(0.5)
@@ -259,7 +259,7 @@ def test_unet_l2_is_the_pix2pix_generator_trained_with_l2(batch):
     assert l2.options.lr == gan.options.lr == 2e-4
 
     # A trained pix2pix generator loads into unet-l2 as is, and colorizes the same.
-    gan.step(batch, 0.0)
+    training_step(gan, batch, 0.0)
     l2.G.load_state_dict(gan.G.state_dict())
     for method in (gan, l2):
         method.eval_mode()
@@ -272,7 +272,7 @@ def test_unet_l2_is_the_pix2pix_generator_trained_with_l2(batch):
     method.G.eval()  # fixed statistics, so the loss can be recomputed exactly
     with torch.no_grad():
         expected = F.mse_loss(method.G(batch.L), batch.ab)
-    assert torch.allclose(method.step(batch, 0.0)["G_L2"], expected)
+    assert torch.allclose(training_step(method, batch, 0.0)["G_L2"], expected)
 
 
 @pytest.mark.parametrize("name, bad, good", [
@@ -292,7 +292,7 @@ def test_cyclegan_colour_spaces(batch):
     assert rgb.options.color_space == "rgb"
     assert (rgb.G.model[1].in_channels, rgb.G.model[-2].out_channels) == (3, 3)  # gray RGB -> RGB
     assert (rgb.F.model[1].in_channels, rgb.F.model[-2].out_channels) == (3, 3)  # RGB -> gray RGB
-    losses = rgb.step(batch, 0.0)
+    losses = training_step(rgb, batch, 0.0)
     assert {"idt_G", "idt_F"} <= set(losses) and rgb.lambda_identity == 0.5  # the reference's 0.5 * lambda
     # the gray domain is L rendered as a gray RGB image: it must not carry the true colours
     gray_rgb = rgb.to_gray(batch.L)
@@ -308,7 +308,7 @@ def test_cyclegan_colour_spaces(batch):
     lab = build("cyclegan-paired", color_space="lab")
     assert (lab.G.model[1].in_channels, lab.G.model[-2].out_channels) == (1, 2)  # L -> ab
     assert (lab.F.model[1].in_channels, lab.F.model[-2].out_channels) == (3, 1)  # Lab -> L
-    losses = lab.step(batch, 0.0)
+    losses = training_step(lab, batch, 0.0)
     assert not any(key.startswith("idt") for key in losses)  # identity impossible for L -> ab
     default_blocks = build("cyclegan-paired", n_blocks=None, ngf=4).G.model
     assert sum(isinstance(m, ResnetBlock) for m in default_blocks) == 6  # 6 below 256, 9 at 256
@@ -331,7 +331,7 @@ def test_cyclegan_gray_side_cycle_constrains_G_in_rgb_only(color_space, batch):
     seen = {}
     hooks = [method.G.register_forward_hook(lambda net, args, out: seen.setdefault("G", out)),
              method.F.register_forward_pre_hook(lambda net, args: seen.setdefault("F", args[0]))]
-    method.step(batch, 0.0)  # the first G and F calls of a step are the gray-side cycle's
+    training_step(method, batch, 0.0)  # the first G and F calls of a step are the gray-side cycle's
     for hook in hooks:
         hook.remove()
     if color_space == "rgb":
@@ -369,7 +369,7 @@ def test_cyclegan_pairing(batch):
     with torch.no_grad():
         assert torch.equal(lab.translate(gray)[:, :1], color[:, :1])
     with pytest.raises(BenchError, match="independently drawn"):
-        unpaired.step(Batch(batch.L, batch.ab), 0.0)
+        training_step(unpaired, Batch(batch.L, batch.ab), 0.0)
     for bad in ({"color_space": "hsv"}, {"lambda_cycle": -1}, {"n_blocks": -2}):
         with pytest.raises(BenchError, match="option"):
             build("cyclegan-paired", **bad)

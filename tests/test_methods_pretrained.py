@@ -7,7 +7,7 @@ import torch
 import torchvision
 
 from bench import registry, weights
-from bench.api import Batch, BenchError, Unavailable
+from bench.api import Batch, BenchError, Unavailable, training_step
 from bench.engine.checkpoint import load_checkpoint, save_checkpoint
 from bench.weights import WeightStore, sha256_of
 
@@ -62,7 +62,7 @@ def test_local_weights_land_in_the_encoder(fake_imagenet_file):
     scratch = registry.create_method("pix2pix-resnet18-scratch", size=32, weights=WeightStore(path.parent))
     assert not torch.equal(scratch.G.encoder.conv1.weight, state["conv1.weight"])
     L = torch.rand(2, 1, 32, 32) * 2 - 1
-    losses = method.step(Batch(L, torch.zeros(2, 2, 32, 32)), 0.0)
+    losses = training_step(method, Batch(L, torch.zeros(2, 2, 32, 32)), 0.0)
     assert set(losses) == {"G_L1"}
 
 
@@ -95,6 +95,6 @@ def test_never_runs_from_random_init_under_the_pretrained_name():
     method = registry.create_method("pix2pix-resnet18", size=32)  # no weight store: expects a checkpoint
     L = torch.zeros(1, 1, 32, 32)
     with pytest.raises(BenchError, match="without its ImageNet weights"):
-        method.step(Batch(L, torch.zeros(1, 2, 32, 32)), 0.0)
+        training_step(method, Batch(L, torch.zeros(1, 2, 32, 32)), 0.0)
     with pytest.raises(BenchError, match="without its ImageNet weights"):
         method.colorize(L)

@@ -24,6 +24,7 @@ import numpy as np
 from torch.utils.flop_counter import FlopCounterMode
 
 from bench.engine.training import autocast, synchronize
+from bench.method import training_step
 from bench.errors import BenchError
 from bench.memory import check_training_step
 
@@ -83,7 +84,7 @@ def probe(method, sampler, *, precision: str = "fp32", compile_mode: str | None 
         out["data_s_per_batch"] = (time.perf_counter() - start) / DATA_PROBE_BATCHES
         counter = FlopCounterMode(display=False)
         with counter, autocast(device, precision):
-            method.step(batch, 0.0)
+            training_step(method, batch, 0.0)
         out["flops_per_step"] = int(counter.get_total_flops())
         if compile_mode:
             if not getattr(method, "supports_compile", True):
@@ -97,7 +98,7 @@ def probe(method, sampler, *, precision: str = "fp32", compile_mode: str | None 
                 start = time.perf_counter()
                 for _ in range(2):  # the first call compiles; the second catches recompiles for the steady state
                     with autocast(device, precision):
-                        method.step(sampler.next(), 0.0)
+                        training_step(method, sampler.next(), 0.0)
                 synchronize(device)
                 out["compile_s"] = time.perf_counter() - start
                 out["compile"] = compile_mode

@@ -27,7 +27,7 @@ import torch
 from bench.engine.budget import Budget
 from bench.engine.distributed import World
 from bench.errors import BenchError
-from bench.method import Method
+from bench.method import Method, training_step
 from bench.progress import progress_bar
 
 HISTORY_POINTS = 400  # loss curves are averaged into at most this many points
@@ -198,7 +198,7 @@ def train(method: Method, sampler, budget: Budget, *, label: str = "train", reco
                 interrupt()
             batch = sampler.next()
             with step_autocast:
-                losses = method.step(batch, budget.progress(record.steps, used))
+                losses = training_step(method, batch, budget.progress(record.steps, used))
             record.steps += 1
             record.images += batch.images * world.size
             window.entries.append((record.steps, losses))

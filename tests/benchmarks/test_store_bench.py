@@ -15,7 +15,7 @@ from torch.utils._pytree import tree_leaves
 
 from bench import registry
 from bench.engine.checkpoint import save_checkpoint
-from bench.method import Batch
+from bench.method import Batch, training_step
 from bench.store.digest import content_digest, save_sealed
 
 
@@ -28,7 +28,7 @@ def _trained_once(name: str, size: int, **options):
     method = registry.create_method(name, size=size, **options)
     planes = lambda c: torch.zeros(2, c, size, size)  # noqa: E731
     method.train_mode()
-    method.step(Batch(planes(1), planes(2), *((planes(1), planes(2)) if method.unpaired else ())), 0.0)
+    training_step(method, Batch(planes(1), planes(2), *((planes(1), planes(2)) if method.unpaired else ())), 0.0)
     return method
 
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from bench import registry
-from bench.api import Batch
+from bench.api import Batch, training_step
 
 METHODS = ("baseline", "unet-l2", "pix2pix", "pix2pix-resnet18-scratch", "cyclegan-paired", "cyclegan-unpaired")
 SETTINGS = [
@@ -40,7 +40,7 @@ def test_train_step(benchmark, name, device, size):
     batch = training_batch(method.options.batch_size, size, device)
 
     def one_step():
-        losses = method.step(batch, 0.5)
+        losses = training_step(method, batch, 0.5)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         return losses
