@@ -33,6 +33,7 @@ from bench.method import Batch
 from bench.progress import progress_bar
 from bench.store.digest import save_sealed, verify
 from bench.store.atomic import clean_orphans
+from bench.store.identity import safe_name
 
 ENV_DATA = "COLORBENCH_DATA"
 ENV_CACHE = "COLORBENCH_CACHE"
@@ -99,8 +100,8 @@ def is_grayscale(rgb: np.ndarray | Image.Image) -> bool:
     return spread < GRAY_THRESHOLD
 
 
-# Band names of single-channel modes (L, LA, 1, I, I;16*, F): such images hold no colour at all.
-_GRAY_BANDS = {"L", "A", "1", "I", "F"}
+# Band names of single-channel modes (L, LA, La, 1, I, I;16*, F): such images hold no colour at all.
+GRAY_BANDS = {"L", "A", "a", "1", "I", "F"}
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -118,7 +119,7 @@ def decode(ref: ImageRef, size: int) -> np.ndarray | str:
     """
     try:
         with ref.open() as image:
-            if set(image.getbands()) <= _GRAY_BANDS:
+            if set(image.getbands()) <= GRAY_BANDS:
                 return "grayscale"
             side = max(DRAFT_SIDE, size)
             image.draft("RGB", (side, side))  # JPEG only; a no-op below 2x the side
@@ -167,7 +168,7 @@ def prepared_size(split: str, size: int) -> int:
 
 
 def cache_path(dataset: Dataset, split: str, size: int) -> Path:
-    return cache_dir() / "decoded" / _safe(dataset.cache_key()) / f"{split}-{size}-v{PREPROCESS_VERSION}.pt"
+    return cache_dir() / "decoded" / safe_name(dataset.cache_key(), keep="-_.=", limit=150) / f"{split}-{size}-v{PREPROCESS_VERSION}.pt"
 
 
 def load_split(dataset: Dataset, split: str, size: int, *, log=None, use_cache: bool = True) -> ImageSet:
@@ -234,10 +235,6 @@ def _write_entry(path: Path, expected: dict, image_set: ImageSet, log) -> None:
     except OSError as error:  # a cache that cannot be written only costs time next run
         if log:
             log(f"cannot cache the decoded split in {path.parent} ({error.strerror or error})")
-
-
-def _safe(key: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_.=" else "_" for c in key)[:150]
 
 
 class BatchSampler:

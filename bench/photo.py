@@ -16,6 +16,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from bench.color import float_to_uint8, normalized_lab_to_rgb, rgb_to_normalized_lab
+from bench.data import GRAY_BANDS
 from bench.errors import BenchError
 from bench.evaluation.test_time import colorize_seeded
 from bench.method import Method
@@ -34,7 +35,6 @@ _UPRIGHT = {
     7: Image.Transpose.TRANSVERSE,
     8: Image.Transpose.ROTATE_90,
 }
-_GRAY_BANDS = {"L", "1", "A", "a"}  # L, LA, La and 1-bit images hold no colour
 _DEEP_GRAY_MODES = {"I", "I;16", "I;16L", "I;16B", "I;16N"}  # 16-bit (or 32-bit integer) gray
 
 
@@ -122,7 +122,7 @@ def _photo(image: Image.Image) -> Photo:
     elif image.mode == "F":
         raise BenchError("32-bit floating-point pixels have no defined range; convert it to an 8- or 16-bit image")
     else:
-        gray = set(image.getbands()) <= _GRAY_BANDS
+        gray = set(image.getbands()) <= GRAY_BANDS  # 16-bit and float modes are handled above
         if "A" in image.getbands() or "a" in image.getbands() or "transparency" in image.info:
             image = image.convert("LA" if gray else "RGBA")
             alpha = image.getchannel("A")

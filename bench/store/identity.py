@@ -31,9 +31,10 @@ HASH_LENGTH = 10
 REFERENCE_FOLDER = "_reference"
 
 
-def safe_name(name: str) -> str:
-    """A path component that cannot escape the output folder."""
-    cleaned = "".join(c if c.isalnum() or c in "-_.+" else "_" for c in name).strip(".")
+def safe_name(name: str, *, keep: str = "-_.+", limit: int | None = None) -> str:
+    """A path component that cannot escape the output folder: characters other than letters, digits and ``keep``
+    become ``_``, the first ``limit`` kept."""
+    cleaned = "".join(c if c.isalnum() or c in keep else "_" for c in name)[:limit].strip(".")
     return cleaned or "_"
 
 
