@@ -50,7 +50,11 @@ def check_writable(out: Path) -> None:
 
 
 def validate(config: RunConfig) -> None:
-    """Fail fast, before any training, on everything the user controls."""
+    """Fail fast, before any training, on everything the user controls: the one place a run's config is checked
+    (the launchers' settings by ``bench.launch.check``, called here; the command line checks only what it needs
+    before a config exists: the names it splits, --gpus before it starts torchrun)."""
+    if config.size is not None and config.size < 16:
+        raise BenchError(f"--size {config.size}: at least 16 pixels")
     if config.eval_batch_size < 1:
         raise BenchError(f"--eval-batch-size {config.eval_batch_size}: at least 1")
     if not 1 <= config.test_draws <= MAX_TEST_DRAWS:

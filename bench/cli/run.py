@@ -64,8 +64,6 @@ def cmd_run(args) -> int:
     dataset_options = parse_assignments(args.dataset_option, "--dataset-option")
     if path:
         dataset_options.setdefault("path", path)
-    if args.size is not None and args.size < 16:
-        raise BenchError(f"--size {args.size}: at least 16 pixels")
     if args.gpus < 1:
         raise BenchError(f"--gpus {args.gpus}: at least 1")
     if args.gpus > 1 and not torchrun.under_torchrun():
