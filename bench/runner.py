@@ -27,10 +27,9 @@ from bench.engine.distributed import check_supported
 from bench.engine.probe import COMPILE_MODES
 from bench.engine.context import MAX_TEST_DRAWS, RunConfig, RunContext, prepare, resolve_precision
 from bench.engine.run_folder import finished_result
-from bench.environment import device_name
 from bench.errors import BenchError
 from bench.progress import log
-from bench.store.identity import RunIdentity, budget_key, hardware_class, identity_hardware
+from bench.store.identity import RunIdentity, budget_key, identity_hardware
 from bench.store.atomic import temp_path
 
 
@@ -86,7 +85,7 @@ def validate(config: RunConfig) -> None:
 def plan(config: RunConfig, context: RunContext) -> list[RunIdentity]:
     """One identity per seed x method, in the order they run."""
     precision = resolve_precision(config.precision, config.device)
-    hardware = hardware_class(config.device_name or device_name(config.device), config.world.size)
+    hardware = context.hardware[2]
     dataset_options = context.dataset.options.to_dict()
     identities = []
     for seed in config.seeds:

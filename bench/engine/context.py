@@ -6,18 +6,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import torch
 
 from bench import registry
 from bench.data import ImageSet, cache_dir, load_split, train_load_size
+from bench.dataset import Dataset
 from bench.duplicates import check_duplicates
 from bench.engine.budget import Budget
 from bench.engine.distributed import World
 from bench.engine.training import PRECISIONS
+from bench.environment import device_name
 from bench.errors import BenchError
 from bench.metric import MetricContext
 from bench.progress import log
+from bench.store.identity import hardware_class
 from bench.weights import WeightStore
 
 DEFAULT_CHECKPOINT_EVERY = 300.0  # seconds of training between resume checkpoints
@@ -28,12 +32,12 @@ MAX_TEST_DRAWS = 100  # each draw is one more pass over the test split
 class RunContext:
     """What the runs of one process share: data decoded once, metrics, weights, settings."""
 
-    dataset: object  # bench.dataset.Dataset
+    dataset: Dataset
     size: int
     train_set: ImageSet
     test_set: ImageSet
-    weights: object  # bench.weights.WeightStore
-    metric_context: object  # bench.metric.MetricContext
+    weights: WeightStore
+    metric_context: MetricContext
     metric_names: list[str]
     device: torch.device
     budget: Budget
@@ -46,9 +50,16 @@ class RunContext:
     force: bool = False
     fresh: bool = False
     compile_mode: str | None = None  # torch.compile mode for every method's networks (None: eager)
-    should_stop: object = field(default=lambda: False)
+    should_stop: Callable[[], bool] = field(default=lambda: False)
     world: World = field(default_factory=World)  # the ranks of a torchrun run (one process: World())
     device_label: str | None = None  # the device's name when this process does not train (Ray's driver)
+
+    @property
+    def hardware(self) -> tuple[str, int, str]:
+        """(device name, device count, hardware class) the runs train on -- the one place they are read: the
+        name Ray's driver was given for its cluster's GPUs, else this process's device; the ranks' count."""
+        name, count = self.device_label or device_name(self.device), self.world.size
+        return name, count, hardware_class(name, count)
 
 
 @dataclass

@@ -34,14 +34,14 @@ from bench.engine.context import RunContext
 from bench.engine.run_folder import CHECKPOINT_FILE, finished_result, prepare_folder, run_label, write_run
 from bench.evaluation.test_split import score_method
 from bench.engine.training import Interrupted, train
-from bench.environment import device_name, environment
+from bench.environment import environment
 from bench.errors import BenchError, Unavailable
 from bench.method import MethodContext
 from bench.progress import log
 from bench.store import results
 from bench.store.atomic import os_reason
 from bench.store.lock import RunLocked, run_lock
-from bench.store.identity import RunIdentity, hardware_class
+from bench.store.identity import RunIdentity, budget_key
 
 def seed_everything(seed: int) -> None:
     random.seed(seed)
@@ -52,13 +52,13 @@ def seed_everything(seed: int) -> None:
 def _header(identity: RunIdentity, context: RunContext, environment_info: dict | None = None) -> dict:
     entry = registry.methods().get(identity.method)
     # The device this run trains on (a compute-budget identity holds ANY_HARDWARE instead).
-    hardware_name, count = context.device_label or device_name(context.device), context.world.size
+    hardware_name, count, hardware = context.hardware
     return results.result_header(
         "method", identity, method=identity.method, plugin=entry.plugin, description=entry.description,
         seed=identity.seed, environment=environment(context.device) if environment_info is None else environment_info,
         config_hash=identity.config_hash,
         changed_options=identity.changed_options,
-        hardware={"device": hardware_name, "count": count, "class": hardware_class(hardware_name, count)},
+        hardware={"device": hardware_name, "count": count, "class": hardware},
         precision=identity.precision,
         demo=context.budget.demo_reason(context.device.type),
         budget=context.budget.to_dict() | {"used": 0.0, "steps": 0, "seconds": 0.0, "images": 0, "flops": 0,
@@ -107,6 +107,10 @@ def _what_it_got(record, context: RunContext, probed: dict, world: World) -> dic
 
 def execute_run(identity: RunIdentity, context: RunContext) -> dict:
     """Run (or skip, or resume) one run; returns its result (``_action`` says which)."""
+    planned = (identity.size, identity.budget)
+    if planned != (context.size, budget_key(context.budget.kind, context.budget.value)):  # one run, one description
+        raise BenchError(f"{run_label(identity)} was planned at {identity.size}px for {identity.budget}, but this "
+                         f"process has {context.size}px and {context.budget.label}")
     result = _execute_run(identity, context, context.world)
     context.world.barrier()  # rank 0 has written this run before any rank looks at the next
     return result
