@@ -31,7 +31,7 @@ from PIL import Image
 from bench.errors import BenchError
 from bench.photo import colorize_photo, read_photo
 from bench.method import Method
-from bench.store.atomic import temp_path
+from bench.store.atomic import atomic_write
 
 STATUSES = ("colorized", "failed", "skipped")
 
@@ -133,39 +133,19 @@ def plan(inputs: list[str], out: Path, glob: str | None = None) -> list[PhotoJob
     return entries
 
 
-def _publish(tmp: Path, target: Path, overwrite: bool) -> None:
-    if overwrite:
-        os.replace(tmp, target)
-        return
-    try:
-        os.link(tmp, target)  # fails when the target exists, even one created since the check
-    except FileExistsError:
-        raise
-    except OSError:  # no hard links on this file system: check, then rename
-        if target.exists():
-            raise FileExistsError(target) from None
-        os.replace(tmp, target)
-
-
 def write_png(image: Image.Image, target: Path, *, overwrite: bool) -> None:
-    """Write atomically (temporary name, fsync, move); FileExistsError when the target exists and
-    ``overwrite`` is off."""
+    """Write atomically (``bench.store.atomic``: temporary name, fsync, move); FileExistsError when the target
+    exists and ``overwrite`` is off."""
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise BenchError(f"cannot create the folder {target.parent} ({error.strerror or error})") from None
-    tmp = temp_path(target)
     try:
-        image.save(tmp, format="PNG")
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        _publish(tmp, target, overwrite)
+        atomic_write(target, lambda tmp: image.save(tmp, format="PNG"), replace=overwrite)
     except FileExistsError:
         raise
     except OSError as error:
         raise BenchError(f"cannot write {target} ({error.strerror or error})") from None
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager

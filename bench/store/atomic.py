@@ -52,8 +52,23 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp)`` then move tmp onto ``path`` (fsynced): the file is whole or absent."""
+def _publish(tmp: Path, path: Path, replace: bool) -> None:
+    if replace:
+        os.replace(tmp, path)
+        return
+    try:
+        os.link(tmp, path)  # fails when the target exists, even one created since the caller looked
+    except FileExistsError:
+        raise
+    except OSError:  # no hard links on this file system: check, then rename
+        if path.exists():
+            raise FileExistsError(path) from None
+        os.replace(tmp, path)
+
+
+def atomic_write(path: Path, write: Callable[[Path], None], *, replace: bool = True) -> Path:
+    """Call ``write(tmp)`` then move tmp onto ``path`` (fsynced): the file is whole or absent. ``replace=False``
+    never replaces a file at ``path``: FileExistsError, even for one made meanwhile by another process."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path(path)
@@ -61,7 +76,9 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
         write(tmp)
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        _publish(tmp, path, replace)
+    except FileExistsError:
+        raise
     except OSError as error:  # named after the file it was to become, not its temporary name
         raise OSError(error.errno, os_reason(error), str(path)) from None
     finally:
