@@ -47,7 +47,7 @@ def bench_argv(line: str) -> list[list[str]]:
 
 
 def readme_blocks() -> list[str]:
-    return re.findall(r"```(?:bash|sh)?\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
+    return re.findall(r"```(?:bash|sh)\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
 
 
 def readme_commands() -> list[list[str]]:
@@ -86,6 +86,15 @@ def test_every_command_shown_parses(argv):
         build_parser().parse_args(argv)
     except SystemExit as stop:
         pytest.fail(f"`bench {' '.join(argv)}` is shown but does not parse (exit {stop.code})")
+
+
+def test_every_source_path_the_readme_names_exists():
+    """`bench/evaluation/test_split.py`, `reports/`, `tests/test_report_stats.py`: a move updates the README too."""
+    root = README.parent
+    named = set(re.findall(r"(?<![\w./-])((?:bench|reports|datasets|methods|tests|\.ci)/[\w./-]*[\w/])",
+                           README.read_text(encoding="utf-8")))
+    assert len(named) >= 30
+    assert sorted(p for p in named if not (root / p).exists()) == []
 
 
 def shown_run_paths() -> set[str]:
