@@ -459,7 +459,6 @@ def test_leaderboard_fooling_rate_column(run_cli, tmp_path):
     demo = [a for a in design["arms"] if a["board"]["dataset"] == "demo"]
     everyone = [write_votes(study, tmp_path / f"v{b}.json", lambda t: fake(t) if t["arm"] == demo[0]["arm"] else t["real"],
                             rater=f"r{b}", block=b) for b in (1, 2, 3)]  # one rater per block
-    votes = everyone[0]
     scores = score_study(study, everyone)
     site = render_site([runs], tmp_path / "site", turing=scores)
     board = {b["dataset"]: b for b in json.loads((site / "leaderboard.json").read_text())["boards"]}

@@ -150,7 +150,7 @@ def test_training_step_side_by_side(benchmark, device, method, side, batch_kind)
             "cudnn_allow_tf32": tf32_enabled()[1] if device == "cuda" else None,
         }
     finally:
-        del runner
+        runner = None  # frees its networks before the next side is built
         free_memory(settings.device)
     reference = find_result(section="train", device=device, method=method, side="reference", batch_kind="1")
     row["ratio_vs_reference_b1"] = row["images_per_s"] / reference["images_per_s"] if reference else None
